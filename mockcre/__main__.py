@@ -1,0 +1,3 @@
+from mockcre.cli import main
+
+raise SystemExit(main())

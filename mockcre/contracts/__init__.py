@@ -1,0 +1,75 @@
+"""Contracts: is this body what the documents say it must be, and if not, exactly where not.
+
+``validate(body)`` detects the dialect and kind, runs the JSON Schema of that kind (lenient or
+strict, see ``schema_check``) and the semantic rules, and returns every violation found.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from mockcre.domain import REQUEST_KINDS, RESPONSE_KINDS
+
+from . import jsonbody
+from .detect import Undetected, detect, dialect_of_kind
+from .schema_check import schema_violations
+from .semantic import RULES, semantic_violations
+from .violations import ERROR, WARNING, Violation, has_errors
+
+__all__ = ["validate", "check", "Checked", "Violation", "ERROR", "WARNING", "RULES", "has_errors", "parse_body"]
+
+parse_body = jsonbody.parse
+
+
+@dataclass
+class Checked:
+    """The outcome of checking one body: what it is (when that could be told) and what is wrong with it."""
+
+    body: object
+    dialect: str | None
+    kind: str | None
+    violations: list = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not has_errors(self.violations)
+
+
+def check(body, dialect: str | None = None, kind: str | None = None, strict: bool = False,
+          now: float | None = None, max_bytes: int = jsonbody.DEFAULT_MAX_BYTES) -> Checked:
+    """Check a parsed body (or raw ``bytes``/``str``, parsed first) against the documents."""
+    found: list[Violation] = []
+    if isinstance(body, (bytes, bytearray, str)):
+        body, found = jsonbody.parse(body, max_bytes)
+        if body is None:
+            return Checked(None, dialect, kind, found)
+    if dialect is not None and dialect not in REQUEST_KINDS:
+        raise ValueError(f"unknown dialect {dialect!r}; expected one of {', '.join(REQUEST_KINDS)}")
+    if kind is not None:
+        dialect = dialect or dialect_of_kind(kind)
+        if dialect is None:
+            raise ValueError(f"kind {kind!r} belongs to both dialects; say which with dialect=")
+        if kind not in REQUEST_KINDS[dialect] + RESPONSE_KINDS[dialect]:
+            raise ValueError(f"unknown kind {kind!r} for {dialect}; expected one of "
+                             f"{', '.join(REQUEST_KINDS[dialect] + RESPONSE_KINDS[dialect])}")
+        if not isinstance(body, dict):
+            return Checked(body, dialect, kind, found + [_not_object(body)])
+    else:
+        try:
+            dialect, kind = detect(body, dialect)
+        except Undetected as exc:
+            return Checked(body, dialect, None, found + [Violation(exc.path, str(exc), ERROR, "detect")])
+    found.extend(schema_violations(f"{dialect}.{kind}", body, strict))
+    found.extend(semantic_violations(dialect, kind, body, strict, now))
+    return Checked(body, dialect, kind, found)
+
+
+def validate(body, dialect: str | None = None, kind: str | None = None, strict: bool = False) -> list[Violation]:
+    """Every violation of ``body``: each with a JSON pointer ``path``, ``message``, ``severity`` and ``rule``."""
+    return check(body, dialect, kind, strict).violations
+
+
+def _not_object(body) -> Violation:
+    from .violations import describe_value
+
+    return Violation("", f"body: expected a JSON object; got {describe_value(body)}", ERROR, "schema.type")

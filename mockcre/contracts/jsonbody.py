@@ -1,0 +1,94 @@
+"""Bytes to a JSON body, with every way that can fail turned into a Violation."""
+
+from __future__ import annotations
+
+import json
+
+from .violations import ERROR, WARNING, Violation, pointer
+
+DEFAULT_MAX_BYTES = 8 * 1024 * 1024  # a 1,000-record batch is ~1 MB; anything near 8 MB is abuse
+MAX_DEPTH = 64  # the documents' deepest body nests 4 levels
+
+
+class _Duplicates:
+    """Collects objects that repeat a key; their paths are found only when there are any."""
+
+    def __init__(self):
+        self.found: dict[int, list[str]] = {}
+
+    def hook(self, pairs):
+        obj = dict(pairs)
+        if len(obj) != len(pairs):
+            seen, dups = set(), []
+            for key, _ in pairs:
+                if key in seen:
+                    dups.append(key)
+                seen.add(key)
+            self.found[id(obj)] = dups
+        return obj
+
+
+def _reject_constant(name):
+    raise ValueError(f"{name} is not valid JSON (the JSON standard has no NaN or Infinity)")
+
+
+def parse(raw: bytes | str, max_bytes: int = DEFAULT_MAX_BYTES):
+    """Parse a request body. Returns ``(body, violations)``; body is None when it cannot be read."""
+    if isinstance(raw, (bytes, bytearray)):
+        if len(raw) > max_bytes:
+            return None, [Violation("", f"body is {len(raw):,} bytes; the limit is {max_bytes:,} bytes", ERROR, "limit.body-size")]
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return None, [Violation("", f"body is not UTF-8: byte 0x{raw[exc.start]:02x} at offset {exc.start} "
+                                    "cannot be decoded; JSON bodies must be UTF-8", ERROR, "json.encoding")]
+    else:
+        text = raw
+    notes = []
+    if text.startswith("\ufeff"):
+        text = text[1:]
+        notes.append(Violation("", "body starts with a UTF-8 byte-order mark; it was ignored", WARNING, "json.bom"))
+    if not text.strip():
+        return None, [Violation("", "body is empty; expected a JSON object", ERROR, "json.empty")]
+    dups = _Duplicates()
+    try:
+        body = json.loads(text, object_pairs_hook=dups.hook, parse_constant=_reject_constant)
+    except RecursionError:
+        return None, [Violation("", f"body nests too deep to parse; at most {MAX_DEPTH} levels are accepted", ERROR, "json.depth")]
+    except ValueError as exc:
+        message = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
+        where = f" at line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
+        return None, [Violation("", f"body is not valid JSON{where}: {message}", ERROR, "json.syntax")]
+    if _too_deep(body, text):
+        return None, [Violation("", f"body nests deeper than {MAX_DEPTH} levels", ERROR, "json.depth")]
+    if dups.found:
+        notes.extend(_duplicate_violations(body, dups.found))
+    return body, notes
+
+
+def _too_deep(body, text: str) -> bool:
+    if text.count("{") + text.count("[") <= MAX_DEPTH:  # cheap bound: cannot nest deeper than it opens
+        return False
+    stack = [(body, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return True
+        if isinstance(node, dict):
+            stack.extend((v, depth + 1) for v in node.values() if isinstance(v, (dict, list)))
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1) for v in node if isinstance(v, (dict, list)))
+    return False
+
+
+def _duplicate_violations(body, found):
+    stack = [(body, [])]
+    while stack:
+        node, parts = stack.pop()
+        if isinstance(node, dict):
+            for key in found.get(id(node), ()):
+                yield Violation(pointer(parts + [key]), f"key {key!r} appears more than once in the same object; "
+                                "JSON parsers disagree on which value wins (here: the last)", ERROR, "json.duplicate-key")
+            stack.extend((v, parts + [k]) for k, v in node.items())
+        elif isinstance(node, list):
+            stack.extend((v, parts + [i]) for i, v in enumerate(node))

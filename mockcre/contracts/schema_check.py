@@ -1,0 +1,207 @@
+"""Schema validation with mockcre's two modes, on top of jsonschema.
+
+The schema files describe the strict contract. Lenient mode (the default) runs the same
+validators and then forgives, as *warnings*, exactly the failures the schemas mark forgivable:
+
+* a scalar of the other JSON type whose text form passes (``"50"`` for 50, ``0`` for ``"0"``),
+  because the two documents disagree about types throughout;
+* a failure of a subschema carrying ``x-lenient`` whose ``accept`` schema holds;
+* a missing field listed in the object's ``x-lenient-optional``;
+* a field outside the documented table (``additionalProperties: false``).
+
+Valid bodies take one ``is_valid`` call and nothing else.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import math
+from functools import cache
+
+from jsonschema import Draft202012Validator
+from referencing import Registry, Resource
+
+from mockcre.resources import load_schema, schema_names
+
+from .violations import ERROR, WARNING, Violation, describe_value, display_path, json_type, pointer
+
+# Keywords whose failure is about the object's keys, reported at the child's path.
+_STRUCTURAL = {"required", "additionalProperties", "dependentRequired"}
+_TYPE_NAMES = {"string": "a string", "integer": "an integer", "number": "a number", "object": "an object",
+               "array": "an array", "boolean": "a boolean", "null": "null"}
+
+
+@cache
+def registry() -> Registry:
+    resources = [(s["$id"], Resource.from_contents(s)) for s in map(load_schema, schema_names())]
+    return Registry().with_resources(resources)
+
+
+@cache
+def compiled(name: str) -> Draft202012Validator:
+    """The validator of ``schemas/<name>.schema.json``, built once per process."""
+    return Draft202012Validator(load_schema(name), registry=registry())
+
+
+def _holds(schema: dict, value) -> bool:
+    return compiled("common").evolve(schema=schema).is_valid(value)
+
+
+def schema_violations(name: str, body, strict: bool) -> list[Violation]:
+    validator = compiled(name)
+    if validator.is_valid(body):
+        return []
+    groups: dict[tuple, list] = {}
+    for err in validator.iter_errors(body):
+        groups.setdefault((tuple(err.absolute_path), id(err.schema)), []).append(err)
+    out: list[Violation] = []
+    for errs in groups.values():
+        out.extend(_explain(errs, strict))
+    return out
+
+
+def _explain(errs, strict: bool) -> list[Violation]:
+    first = errs[0]
+    schema, instance, parts = first.schema, first.instance, list(first.absolute_path)
+    out = []
+    for keyword in dict.fromkeys(e.validator for e in errs if e.validator in _STRUCTURAL):
+        out.extend(_STRUCTURAL_EXPLAINERS[keyword](schema, instance, parts, strict))
+    value_errs = [e for e in errs if e.validator not in _STRUCTURAL]
+    if value_errs:
+        out.extend(_explain_value(value_errs, schema, instance, parts, strict))
+    return out
+
+
+def _explain_value(errs, schema, instance, parts, strict) -> list[Violation]:
+    field = display_path(parts)
+    lenient = schema.get("x-lenient")
+    accepted = lenient is not None and _holds(lenient["accept"], instance)
+    keywords = {e.validator for e in errs}
+    if not strict:
+        if accepted:
+            return [Violation(pointer(parts), f"{field}: {lenient['note']}; got {describe_value(instance)}",
+                              WARNING, lenient["rule"])]
+        if keywords & {"type", "const", "enum"}:
+            for coerced in _coercions(instance):
+                if _holds(schema, coerced) or (lenient is not None and _holds(lenient["accept"], coerced)):
+                    return [Violation(pointer(parts), f"{field}: expected {_expected_type(schema)}, got "
+                                      f"{describe_value(instance)}; accepted as {json.dumps(coerced, ensure_ascii=False)}",
+                                      WARNING, "lenient.coerced-type")]
+    if keywords & {"enum", "const"}:
+        errs = [e for e in errs if e.validator != "type"]
+    hint = f" ({lenient['note']})" if accepted else ""
+    return [Violation(pointer(parts), f"{field}: {_expected(e, schema, instance)}{hint}", ERROR, f"schema.{e.validator}")
+            for e in errs]
+
+
+def _coercions(value):
+    """The other JSON scalar forms a value could have been meant as."""
+    if isinstance(value, bool) or value is None:
+        return
+    if isinstance(value, (int, float)):
+        yield str(value)
+    elif isinstance(value, str):
+        text = value.strip()
+        try:
+            yield int(text)
+        except ValueError:
+            try:
+                number = float(text)
+            except ValueError:
+                return
+            if math.isfinite(number):
+                yield number
+
+
+def _expected_type(schema) -> str:
+    if "const" in schema:
+        return _TYPE_NAMES[json_type(schema["const"])].replace("a number", "an integer")
+    types = schema.get("type", [])
+    types = [types] if isinstance(types, str) else types
+    return " or ".join(_TYPE_NAMES[t] for t in types) or "another type"
+
+
+def _meaning(schema, value) -> str:
+    meaning = schema.get("x-enum-meanings", {}).get(str(value))
+    return f"{json.dumps(value, ensure_ascii=False)} ({meaning})" if meaning else json.dumps(value, ensure_ascii=False)
+
+
+def _expected(err, schema, instance) -> str:
+    got = describe_value(instance)
+    keyword, value = err.validator, err.validator_value
+    if keyword == "type":
+        return f"expected {_expected_type(schema)}; got {got}"
+    if keyword == "enum":
+        allowed = schema.get("x-expected") or "one of " + ", ".join(_meaning(schema, v) for v in value)
+        return f"expected {allowed}; got {got}"
+    if keyword == "const":
+        also = f", which means {schema['x-enum-meanings'][str(instance)]}" if str(instance) in schema.get("x-enum-meanings", {}) and not isinstance(instance, (dict, list)) else ""
+        return f"expected {_meaning(schema, value)}; got {got}{also}"
+    if keyword == "pattern":
+        return f"expected {schema.get('x-expected') or 'a string matching ' + value}; got {got}"
+    if keyword in ("minimum", "exclusiveMinimum"):
+        return f"expected a value of at least {value}; got {got}"
+    if keyword in ("maximum", "exclusiveMaximum"):
+        return f"expected a value of at most {value}; got {got}"
+    if keyword == "minLength":
+        return "must not be empty" if value == 1 else f"expected at least {value} characters; got {len(instance)}"
+    if keyword == "maxLength":
+        return f"expected at most {value} characters; got {len(instance)}"
+    if keyword == "minItems":
+        return f"expected at least {value} element{'s' * (value != 1)}; got {len(instance)}"
+    if keyword == "maxItems":
+        return f"expected at most {value} elements; got {len(instance)}"
+    return err.message
+
+
+def _field_note(schema, name) -> str:
+    """The document's own words for a field, shortened: ``(uid：uid_type 指定类型的用户标识…)``."""
+    quote = schema.get("properties", {}).get(name, {}).get("description", "").split(" — ")[0]
+    return f" ({quote[:40]}{'…' * (len(quote) > 40)})" if quote else ""
+
+
+def _missing(schema, instance, parts, strict):
+    optional = schema.get("x-lenient-optional", {})
+    for name in schema["required"]:
+        if name in instance:
+            continue
+        path = parts + [name]
+        if not strict and name in optional:
+            yield Violation(pointer(path), f"{display_path(path)}: missing; {optional[name]}", WARNING, "lenient.optional-missing")
+        else:
+            yield Violation(pointer(path), f"{display_path(path)}: required field is missing{_field_note(schema, name)}",
+                            ERROR, "schema.required")
+
+
+def _extra(schema, instance, parts, strict):
+    known = schema.get("properties", {})
+    hints = schema.get("x-extra-hints", {})
+    for name in instance:
+        if name in known:
+            continue
+        path = parts + [name]
+        hint = hints.get(name)
+        if hint is None:
+            close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.75)
+            hint = f"did you mean {close[0]!r}?" if close else "known fields: " + ", ".join(known)
+        where = display_path(parts)
+        if strict:
+            yield Violation(pointer(path), f"{display_path(path)}: not a field of {where} in the document's table; {hint}",
+                            ERROR, "schema.additionalProperties")
+        else:
+            yield Violation(pointer(path), f"{display_path(path)}: not a field of {where} in the document's table, "
+                            f"accepted in lenient mode; {hint}", WARNING, "lenient.unknown-field")
+
+
+def _dependent(schema, instance, parts, strict):
+    for name, needs in schema["dependentRequired"].items():
+        if name in instance:
+            for need in needs:
+                if need not in instance:
+                    path = parts + [need]
+                    yield Violation(pointer(path), f"{display_path(path)}: required when {display_path(parts + [name])} is given",
+                                    ERROR, "schema.dependentRequired")
+
+
+_STRUCTURAL_EXPLAINERS = {"required": _missing, "additionalProperties": _extra, "dependentRequired": _dependent}

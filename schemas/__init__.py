@@ -1,0 +1,1 @@
+"""Package marker: the JSON Schemas ship inside the wheel as mockcre.schemas."""
