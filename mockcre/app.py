@@ -1,0 +1,60 @@
+"""The Flask app factory: routes for both dialects on one port, JSON errors everywhere."""
+
+from __future__ import annotations
+
+from flask import Flask, Response, request
+from werkzeug.exceptions import HTTPException
+
+from mockcre.service import Service
+
+#: HTTP path -> endpoint name (domain.ENDPOINTS); ``POST /`` is dm's real host root.
+PATHS = {
+    "/upload": "cre.upload",
+    "/cre_test_upload": "cre.test_upload",
+    "/query": "cre.query",
+    "/test-query": "cre.test_query",
+    "/dm/data": "dm.data",
+    "/dm/service": "dm.service",
+    "/": "dm.root",
+}
+
+
+def create_app(config=None) -> Flask:
+    """A mockcre app; ``config`` is a mapping of :class:`mockcre.config.Config` fields (or a Config)."""
+    service = Service(config)
+    app = Flask("mockcre")
+    app.json.ensure_ascii = False
+    app.extensions["mockcre"] = service
+
+    for path, endpoint in PATHS.items():
+        app.add_url_rule(path, endpoint, _view(service, endpoint), methods=["POST"])
+
+    from mockcre.admin import blueprint
+
+    app.register_blueprint(blueprint, url_prefix="/__admin")
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException):
+        return {"error": exc.name, "status": exc.code, "message": exc.description}, exc.code
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):  # never an HTML page or a traceback to the client
+        app.logger.exception("mockcre: unexpected error")
+        return {"error": "Internal Server Error", "status": 500, "message": "mockcre failed; see the server log"}, 500
+
+    return app
+
+
+def _view(service: Service, endpoint: str):
+    def view():
+        limit = service.config.max_body_bytes
+        raw = request.stream.read(limit + 1)  # a body over the limit is refused, never read whole
+        reply = service.handle(endpoint, raw, request.headers.items(), request.host)
+        return Response(reply.body, reply.status, list(reply.headers))
+
+    view.__name__ = endpoint.replace(".", "_")
+    return view
+
+
+def service_of(app: Flask) -> Service:
+    return app.extensions["mockcre"]

@@ -1,0 +1,91 @@
+"""The ``mockcre`` command: one subcommand per job, each in its own module, imported when used."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from mockcre import __version__
+from mockcre.domain import DIALECTS, REQUEST_KINDS, RESPONSE_KINDS
+
+
+def _validate(args) -> int:
+    from mockcre import validate_cli
+
+    return validate_cli.main(args)
+
+
+def _serve(args) -> int:
+    from mockcre.auth import Accounts
+    from mockcre.server import is_loopback, serve
+
+    try:
+        Accounts.parse(args.account)
+    except ValueError as exc:
+        sys.stderr.write(f"mockcre serve: {exc}\n")
+        return 2
+    if not is_loopback(args.host) and not args.admin_token:
+        sys.stderr.write(f"mockcre serve: --host {args.host} exposes the server beyond this machine; "
+                         "the admin API then needs --admin-token T (clients send Authorization: Bearer T)\n")
+        return 2
+    config = {"strict": args.strict, "seed": args.seed, "accounts": args.account, "journal_file": args.journal,
+              "admin_token": args.admin_token}
+    return serve(args.host, args.port, config)
+
+
+def _sign(args) -> int:
+    from mockcre.auth import dm_signature
+
+    print(dm_signature(args.bid, args.request_id, args.token))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mockcre", description="Mock and contract-test server for Tencent's recommendation APIs (cre and dm dialects).")
+    parser.add_argument("--version", action="version", version=f"mockcre {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    kinds = sorted({k for d in DIALECTS for k in REQUEST_KINDS[d] + RESPONSE_KINDS[d]})
+    p = sub.add_parser("validate", help="validate request bodies offline (.json, .jsonl or - for stdin)",
+                       description="Validate request bodies against the documents' contracts. Exit 0 when every "
+                                   "body is valid, 1 when any is invalid, 2 on a usage error or unreadable input.")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="a .json file (one body), a .jsonl file (one body a line) or - (stdin)")
+    p.add_argument("--dialect", choices=DIALECTS, help="cre or dm (default: detected from each body)")
+    p.add_argument("--kind", choices=kinds, metavar="KIND",
+                   help="cre: item, action, query; dm: item, action, recommend; replies: " + ", ".join(
+                       sorted({k for d in DIALECTS for k in RESPONSE_KINDS[d]})) + " (default: detected)")
+    p.add_argument("--strict", action="store_true", help="reject everything outside the documented tables")
+    p.add_argument("--format", choices=["text", "json", "junit"], default="text", help="output format (default text)")
+    p.set_defaults(func=_validate)
+
+    p = sub.add_parser("serve", help="run the fake endpoint for both dialects",
+                       description="Run the fake endpoint: prints one line per endpoint URL, then serves until "
+                                   "SIGINT or SIGTERM and exits 0.")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8088, help="port (default 8088)")
+    p.add_argument("--strict", action="store_true", help="reject everything outside the documented tables")
+    p.add_argument("--seed", type=int, default=0, help="seed of trace ids and scenario choices (default 0)")
+    p.add_argument("--account", action="append", default=[], metavar="SPEC",
+                   help="cre:TOKEN or dm:BID=TOKEN (repeatable); with any account, tokens and MD5 signatures are checked")
+    p.add_argument("--journal", metavar="FILE", help="also append every journal entry to FILE as a JSON line")
+    p.add_argument("--admin-token", metavar="T", help="require Authorization: Bearer T on /__admin (needed off loopback)")
+    p.set_defaults(func=_serve)
+
+    p = sub.add_parser("sign", help="print md5(BID&REQUEST_ID&TOKEN) for dm requests")
+    p.add_argument("--bid", required=True)
+    p.add_argument("--request-id", required=True)
+    p.add_argument("--token", required=True)
+    p.set_defaults(func=_sign)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # `mockcre validate ... | head`
+        sys.stderr.close()
+        return 0

@@ -1,0 +1,37 @@
+"""Settings of one mockcre app, from ``create_app(config)`` or ``mockcre serve`` flags."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, fields
+from typing import Callable
+
+from mockcre.auth import Accounts
+from mockcre.contracts.jsonbody import DEFAULT_MAX_BYTES
+
+
+@dataclass
+class Config:
+    strict: bool = False  # reject everything outside the documented tables
+    seed: int = 0  # makes trace ids and every scenario choice reproducible
+    accounts: Accounts = field(default_factory=Accounts)  # empty: any token or MD5 passes
+    max_body_bytes: int = DEFAULT_MAX_BYTES
+    journal_size: int = 10_000  # entries kept in memory (oldest dropped)
+    journal_file: str | None = None  # also append each entry as a JSON line
+    scenarios: list = field(default_factory=list)  # scenario files or mappings loaded at start
+    admin_token: str | None = None  # Bearer token required by /__admin when set
+    clock: Callable[[], float] = time.time
+
+    @classmethod
+    def from_mapping(cls, mapping=None) -> "Config":
+        if isinstance(mapping, Config):
+            return mapping
+        mapping = dict(mapping or {})
+        known = {f.name for f in fields(cls)}
+        unknown = set(mapping) - known
+        if unknown:
+            raise ValueError(f"unknown mockcre config keys: {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}")
+        accounts = mapping.get("accounts")
+        if accounts is not None and not isinstance(accounts, Accounts):
+            mapping["accounts"] = Accounts.parse(accounts)
+        return cls(**mapping)

@@ -1,0 +1,129 @@
+"""dm (seed 001, 智能推荐): MD5 signature, one record per request, integer codes."""
+
+from __future__ import annotations
+
+from mockcre import domain
+from mockcre.recommend import RecRequest, Ranking
+from mockcre.store import Action, Item
+
+from .base import Route, WrongKind, coordinates, number, seconds, split, text
+
+ROUTES = {
+    "dm.data": Route("dm.data", ("item", "action"), "data"),
+    "dm.service": Route("dm.service", ("recommend",), "service"),
+}
+DATA_TYPES = {"1": "item", "2": "action"}
+VARIANTS = {0: "pctr", 1: "popularity", 2: "pcvr", 3: "personalised", 4: "quality"}
+ALGID_BASE = 10  # algid = 10 + service_type; 19 when a personalised request fell back to cold start
+ALGID_COLD_START = 19
+
+
+class Dm:
+    name = "dm"
+    echo_field = "request_id"
+    routes = ROUTES
+
+    def echo(self, body):
+        return body.get("request_id") if isinstance(body, dict) else None
+
+    def kind_for(self, route: Route, body) -> str:
+        has_type = isinstance(body, dict) and "data_type" in body
+        if route.kinds == ("recommend",):
+            if has_type:
+                raise WrongKind("data_type: a recommendation request has no data_type; item and action reports go to "
+                                "the data host (http://data.dm.qcloud.com:8088, mockcre: /dm/data)", "/data_type")
+            return "recommend"
+        data_type = body.get("data_type") if isinstance(body, dict) else None
+        kind = DATA_TYPES.get(str(data_type)) if isinstance(data_type, (str, int)) and not isinstance(data_type, bool) else None
+        if kind is None:
+            got = "it is missing" if not has_type else f"got {data_type!r}"
+            raise WrongKind(f"data_type: expected 1 (item, 物料) or 2 (action, 行为); {got}", "/data_type")
+        return kind
+
+    def route_for_root(self, host: str, body) -> str:
+        """The real dm hosts both take POST /: data.* reports, service.* recommends; else the body decides."""
+        name = (host or "").split(":")[0].lower()
+        if name.startswith("data."):
+            return "dm.data"
+        if name.startswith("service."):
+            return "dm.service"
+        return "dm.data" if isinstance(body, dict) and "data_type" in body else "dm.service"
+
+    def partition_key(self, route: Route, body) -> tuple:
+        return ("dm", str(body.get("bid")))
+
+    def items(self, body: dict, now: int) -> list[Item]:
+        item_time = seconds(body.get("item_time"), now)
+        lat, lon = coordinates(body.get("geo") or body)
+        return [Item(
+            item_id=str(body["item_id"]),
+            pools=tuple(p for p in split(body.get("pool_id"), ";") if p != domain.GLOBAL_POOL),
+            tags=dict.fromkeys(split(body.get("tags"), ";,，"), 1.0),
+            categories=tuple(c for c in (text(body.get(k)) for k in ("big_type", "middle_type", "small_type")) if c),
+            vendor=text(body.get("vender")),
+            score=number(body.get("score")),
+            item_time=item_time,
+            expire_time=seconds(body.get("expire_time"), item_time + domain.DM_DEFAULT_TTL),
+            on_shelf=number(body.get("publish"), 1) != 0,
+            lat=lat, lon=lon,
+            record=body,
+        )]
+
+    def actions(self, body: dict, now: int):
+        code = int(number(body.get("action_type")))
+        for position, item_id in enumerate(split(body.get("item_id"), ";")):
+            yield Action(
+                uid=str(body["uid"]),
+                item_id=item_id,
+                action=str(code),
+                weight=domain.DM_ACTION_WEIGHTS.get(code, 0.0),
+                time=seconds(body.get("action_time"), now),
+                trace_id=text(body.get("trace_id")),
+                scene=text(body.get("scene_id")),
+                position=position,
+                purchase=1 if code == domain.DM_CONVERSION else 0,
+            ), {domain.DM_EXPOSURE: "exposure", domain.DM_CLICK: "click", domain.DM_CONVERSION: "conversion"}.get(code, "other")
+
+    def rec_request(self, body: dict) -> RecRequest:
+        lat, lon = coordinates(body.get("geo") or body)
+        limit = int(number(body.get("request_num"), domain.DM_DEFAULT_REQUEST_NUM))
+        service_type = int(number(body.get("service_type"), domain.DM_DEFAULT_SERVICE_TYPE))
+        return RecRequest(
+            uid=text(body.get("uid")) or None,
+            pools=split(body.get("pool_id"), ";") or [domain.GLOBAL_POOL],
+            cid=text(body.get("cid")) or None,
+            lat=lat, lon=lon,
+            limit=min(max(limit, 1), domain.DM_MAX_REQUEST_NUM),
+            variant=VARIANTS.get(service_type, "personalised"),
+        )
+
+    def accepted(self, body) -> dict:
+        return {"request_id": self.echo(body), "code": 0, "msg": "true"}
+
+    def recommended(self, body: dict, req: RecRequest, ranking: Ranking) -> dict:
+        if not ranking.entries:
+            return self.error(self.echo(body), domain.CODE_ALGORITHM_ERROR, "empty result")
+        service_type = int(number(body.get("service_type"), domain.DM_DEFAULT_SERVICE_TYPE))
+        cold = req.variant == "personalised" and not ranking.personalised
+        return {
+            "request_id": self.echo(body),
+            "algid": ALGID_COLD_START if cold else ALGID_BASE + service_type,
+            "code": 0,
+            "scene_id": str(body.get("scene_id", "")),
+            "data": [{"item": item_id, "weight": weight(relevance)} for item_id, relevance in ranking.entries],
+        }
+
+    def error(self, echo, code: int, message: str) -> dict:
+        return {"request_id": echo, "code": code, "msg": message}
+
+    def check_auth(self, accounts, body: dict):
+        return accounts.check_dm(body)
+
+
+def weight(relevance: float) -> int:
+    """Relevance (>= 0, unbounded) onto the documented weight range [0, 1000000], order preserved."""
+    relevance = max(relevance, 0.0)
+    return int(domain.DM_WEIGHT_MAX * relevance / (relevance + 10.0))
+
+
+DIALECT = Dm()

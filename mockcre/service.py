@@ -1,0 +1,198 @@
+"""One request, one way: dialect adapter → contracts → auth → store / recommender → reply → journal.
+
+:class:`Service` knows nothing of Flask: ``handle`` takes bytes and headers and returns a
+:class:`Reply`, so the HTTP routes, the pytest plugin and the fuzz tests all drive the same code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+import json
+import logging
+import threading
+import time
+import zlib
+from dataclasses import dataclass, field
+
+from mockcre import domain
+from mockcre.config import Config
+from mockcre.contracts import ERROR, WARNING, Violation, check, jsonbody
+from mockcre.dialects import DIALECTS
+from mockcre.dialects.base import WrongKind
+from mockcre.journal import Journal, masked_body, masked_headers
+from mockcre.recommend import rank
+from mockcre.store import Store
+
+log = logging.getLogger("mockcre")
+
+MAX_LISTED = 20  # violations spelled out in one error message; the journal keeps them all
+JSON_HEADERS = (("Content-Type", "application/json; charset=utf-8"),)
+
+
+@dataclass
+class Reply:
+    status: int
+    body: bytes
+    headers: tuple = JSON_HEADERS
+
+
+@dataclass
+class Exchange:
+    """Everything known about one request as it flows; the journal entry is made from it."""
+
+    endpoint: str
+    headers: dict
+    started: float
+    dialect: str | None = None
+    kind: str | None = None
+    partition: tuple | None = None
+    body: object = None
+    violations: list = field(default_factory=list)
+    decisions: list = field(default_factory=list)  # scenario rules and state changes
+    reply: dict | None = None
+
+
+class Service:
+    def __init__(self, config: Config | dict | None = None):
+        self.config = Config.from_mapping(config)
+        self.store = Store()
+        self.journal = Journal(self.config.journal_size, self.config.journal_file)
+        self._trace_ids = itertools.count(1)
+        self._trace_lock = threading.Lock()
+
+    # -- the pipeline ------------------------------------------------------------------------
+
+    def handle(self, endpoint: str, raw: bytes, headers=(), host: str = "") -> Reply:
+        """Answer one POST to ``endpoint`` (a name from domain.ENDPOINTS, or ``dm.root`` for ``POST /``)."""
+        ex = Exchange(endpoint, masked_headers(headers), time.perf_counter())
+        try:
+            reply = self._answer(ex, raw, dict((k.lower(), v) for k, v in headers), host)
+        except Exception:  # the engine failed: the dialect's system error, the traceback to the log only
+            log.exception("mockcre: internal error while answering %s", ex.endpoint)
+            adapter = DIALECTS[ex.endpoint.split(".")[0]]
+            ex.reply = adapter.error(adapter.echo(ex.body), domain.CODE_SYSTEM_ERROR,
+                                     "system error (系统错误): mockcre failed while answering; see the server log")
+        self._record(ex)
+        return Reply(200, json.dumps(ex.reply, ensure_ascii=False).encode("utf-8"))
+
+    def _answer(self, ex: Exchange, raw: bytes, headers: dict, host: str) -> dict:
+        raw, notes = self._decode_transport(raw, headers)
+        ex.violations.extend(notes)
+        body = None
+        if raw is not None:
+            body, found = jsonbody.parse(raw, self.config.max_body_bytes)
+            ex.violations.extend(found)
+        ex.body = body
+        if ex.endpoint == "dm.root":
+            ex.endpoint = DIALECTS["dm"].route_for_root(host, body)
+        adapter = DIALECTS[ex.endpoint.split(".")[0]]
+        route = adapter.routes[ex.endpoint]
+        ex.dialect = adapter.name
+        echo = adapter.echo(body)
+        if body is None:
+            return self._reject(ex, adapter, echo)
+        if not isinstance(body, dict):
+            ex.violations.append(Violation("", f"body: expected a JSON object; got a JSON {type(body).__name__}",
+                                           ERROR, "schema.type"))
+            return self._reject(ex, adapter, echo)
+        try:
+            ex.kind = adapter.kind_for(route, body)
+        except WrongKind as exc:
+            ex.violations.append(Violation(exc.path, str(exc), ERROR, "endpoint-kind"))
+            return self._reject(ex, adapter, echo)
+        checked = check(body, adapter.name, ex.kind, self.config.strict, now=self.config.clock())
+        ex.violations.extend(checked.violations)
+        if not checked.ok or any(v.severity == ERROR for v in ex.violations):
+            return self._reject(ex, adapter, echo)
+        denied = adapter.check_auth(self.config.accounts, body)
+        if denied:
+            ex.violations.append(Violation("/MD5" if adapter.name == "dm" else "/token", denied, ERROR, "auth"))
+            ex.reply = adapter.error(echo, domain.CODE_FORMAT_ERROR, f"format error (格式错误): {denied}")
+            return ex.reply
+        ex.partition = adapter.partition_key(route, body)
+        ex.reply = self._engine(adapter, route, ex.kind, body, ex.partition)
+        return ex.reply
+
+    def _reject(self, ex: Exchange, adapter, echo) -> dict:
+        errors = [v for v in ex.violations if v.severity == ERROR]
+        listed = "; ".join(v.message for v in errors[:MAX_LISTED])
+        more = f"; and {len(errors) - MAX_LISTED} more" if len(errors) > MAX_LISTED else ""
+        noun = "problem" if len(errors) == 1 else "problems"
+        ex.reply = adapter.error(echo, domain.CODE_FORMAT_ERROR, f"format error (格式错误), {len(errors)} {noun}: {listed}{more}")
+        return ex.reply
+
+    def _decode_transport(self, raw: bytes, headers: dict):
+        """Undo Content-Encoding, and turn transport mistakes into violations that say what happened."""
+        notes = []
+        limit = self.config.max_body_bytes
+        encoding = headers.get("content-encoding", "").strip().lower()
+        if encoding in ("gzip", "deflate"):
+            try:
+                inflater = zlib.decompressobj(wbits=31 if encoding == "gzip" else 15)
+                raw = inflater.decompress(raw, limit + 1)
+            except zlib.error as exc:
+                return None, [Violation("", f"Content-Encoding: {encoding} but the body does not decompress ({exc})",
+                                        ERROR, "http.encoding")]
+        elif raw[:2] == b"\x1f\x8b":
+            return None, [Violation("", "body looks gzip-compressed but has no Content-Encoding: gzip header; "
+                                    "send plain JSON or declare the encoding", ERROR, "http.encoding")]
+        content_type = headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+            return None, [Violation("", f"Content-Type is {content_type}; the API takes a JSON object as the POST body "
+                                    "(请求协议以 Json 格式序列化，作为 HTTP 请求的 Body 部分)", ERROR, "http.content-type")]
+        if content_type and content_type != "application/json" and not content_type.endswith("+json"):
+            notes.append(Violation("", f"Content-Type is {content_type}; send application/json", WARNING, "http.content-type"))
+        return raw, notes
+
+    # -- state -------------------------------------------------------------------------------
+
+    def _engine(self, adapter, route, kind: str, body: dict, key: tuple) -> dict:
+        now = int(self.config.clock())
+        store = self.store
+        with store.lock:
+            if kind == "item":
+                part = store.partition(key)
+                for item in adapter.items(body, now):
+                    part.upsert(item)
+                return adapter.accepted(body)
+            if kind == "action":
+                part = store.partition(key)
+                for action, counter in adapter.actions(body, now):
+                    part.add(action, counter)
+                return adapter.accepted(body)
+            part = store.peek(key)
+            req = adapter.rec_request(body)
+            if adapter.name == "dm":
+                return adapter.recommended(body, req, rank(part, req, now))
+            pools = adapter.rec_pools(req, body)
+            rankings = {pool: rank(part, req if req.items is not None else dataclasses.replace(req, pools=[pool]), now)
+                        for pool in pools}
+        return adapter.recommended(body, req, rankings, self.next_trace_id())
+
+    def next_trace_id(self) -> str:
+        """Unique per request, and the same sequence for the same seed (18 digits, like the document's)."""
+        with self._trace_lock:
+            n = next(self._trace_ids)
+        digest = hashlib.sha256(f"{self.config.seed}:{n}".encode()).digest()
+        return str(int.from_bytes(digest[:8], "big") % 10**18).zfill(18)
+
+    def reset(self) -> None:
+        self.store.reset()
+        self.journal.clear()
+
+    def _record(self, ex: Exchange) -> None:
+        self.journal.record({
+            "time": time.time(),
+            "endpoint": ex.endpoint,
+            "dialect": ex.dialect,
+            "kind": ex.kind,
+            "partition": list(ex.partition) if ex.partition else None,
+            "headers": ex.headers,
+            "body": masked_body(ex.body),
+            "violations": [v.to_dict() for v in ex.violations],
+            "scenario": ex.decisions,
+            "reply": ex.reply,
+            "latency_ms": round((time.perf_counter() - ex.started) * 1000, 3),
+        })
