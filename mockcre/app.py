@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import socket
+import struct
+import time
+
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
-from mockcre.service import Service
+from mockcre.service import Reply, Service
 
 #: HTTP path -> endpoint name (domain.ENDPOINTS); ``POST /`` is dm's real host root.
 PATHS = {
@@ -50,10 +54,35 @@ def _view(service: Service, endpoint: str):
         limit = service.config.max_body_bytes
         raw = request.stream.read(limit + 1)  # a body over the limit is refused, never read whole
         reply = service.handle(endpoint, raw, request.headers.items(), request.host)
+        if reply.delay:
+            time.sleep(reply.delay)
+        if reply.fault:
+            return _break_connection(reply)
         return Response(reply.body, reply.status, list(reply.headers))
 
     view.__name__ = endpoint.replace(".", "_")
     return view
+
+
+def _break_connection(reply: Reply) -> Response:
+    """A scenario fault: end the connection without an answer (after holding it, for a timeout).
+
+    Werkzeug's server hands over its socket, which is shut down with SO_LINGER 0 so the client
+    sees the connection drop; other servers (granian) abort the connection when the body raises.
+    Either way the client gets a connection error, not a reply.
+    """
+    if reply.hold:
+        time.sleep(reply.hold)
+    sock = request.environ.get("werkzeug.socket")
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.shutdown(socket.SHUT_RDWR)  # also ends keep-alive, so the server thread lets go at once
+
+    def aborted():
+        raise ConnectionAbortedError(f"mockcre scenario fault: {reply.fault}")
+        yield b""  # a generator, so the error comes while the body is sent
+
+    return Response(aborted(), 200, [("Content-Type", "application/json")])
 
 
 def service_of(app: Flask) -> Service:

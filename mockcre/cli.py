@@ -7,6 +7,7 @@ import sys
 
 from mockcre import __version__
 from mockcre.domain import DIALECTS, REQUEST_KINDS, RESPONSE_KINDS
+from mockcre.scenarios import ScenarioError
 
 
 def _validate(args) -> int:
@@ -29,8 +30,36 @@ def _serve(args) -> int:
                          "the admin API then needs --admin-token T (clients send Authorization: Bearer T)\n")
         return 2
     config = {"strict": args.strict, "seed": args.seed, "accounts": args.account, "journal_file": args.journal,
-              "admin_token": args.admin_token}
-    return serve(args.host, args.port, config)
+              "admin_token": args.admin_token, "scenarios": [_scenario_path(s) for s in args.scenario], "watch": args.watch}
+    try:
+        return serve(args.host, args.port, config)
+    except ScenarioError as exc:
+        sys.stderr.write("mockcre serve: the scenario does not load:\n  " + "\n  ".join(exc.problems) + "\n")
+        return 2
+
+
+def _scenario_path(name: str) -> str:
+    """A scenario file by path, or a bundled one by bare name (shop.yaml, errors.yaml, …)."""
+    from pathlib import Path
+
+    from mockcre.resources import scenarios_dir
+
+    if Path(name).exists() or "/" in name:
+        return str(Path(name).resolve())
+    bundled = scenarios_dir() / name
+    return str(bundled if bundled.exists() else Path(name).resolve())
+
+
+def _scenario_lint(args) -> int:
+    import time
+
+    from mockcre.scenarios import lint_files
+
+    problems = lint_files(args.files, time.time())
+    for problem in problems:
+        print(problem)
+    print(f"{len(args.files)} file{'s' * (len(args.files) != 1)} checked, {len(problems)} problem{'s' * (len(problems) != 1)}")
+    return 1 if problems else 0
 
 
 def _sign(args) -> int:
@@ -63,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Run the fake endpoint: prints one line per endpoint URL, then serves until "
                                    "SIGINT or SIGTERM and exits 0.")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--scenario", action="append", default=[], metavar="FILE",
+                   help="load a scenario (repeatable): a path, or a bundled one by name such as shop.yaml")
+    p.add_argument("--watch", action="store_true", help="reload changed scenario files without a restart")
     p.add_argument("--port", type=int, default=8088, help="port (default 8088)")
     p.add_argument("--strict", action="store_true", help="reject everything outside the documented tables")
     p.add_argument("--seed", type=int, default=0, help="seed of trace ids and scenario choices (default 0)")
@@ -71,6 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--journal", metavar="FILE", help="also append every journal entry to FILE as a JSON line")
     p.add_argument("--admin-token", metavar="T", help="require Authorization: Bearer T on /__admin (needed off loopback)")
     p.set_defaults(func=_serve)
+
+    p = sub.add_parser("scenario", help="work with scenario files")
+    scenario = p.add_subparsers(dest="scenario_command", metavar="SUBCOMMAND", required=True)
+    p = scenario.add_parser("lint", help="check scenario files; problems name file, line and column (exit 0/1)")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.set_defaults(func=_scenario_lint)
 
     p = sub.add_parser("sign", help="print md5(BID&REQUEST_ID&TOKEN) for dm requests")
     p.add_argument("--bid", required=True)

@@ -23,6 +23,9 @@ from mockcre.dialects import DIALECTS
 from mockcre.dialects.base import WrongKind
 from mockcre.journal import Journal, masked_body, masked_headers
 from mockcre.recommend import rank
+from mockcre.scenarios import ScenarioEngine
+from mockcre.scenarios.loader import dumps_body, resolve_inside
+from mockcre.scenarios.matching import render
 from mockcre.store import Store
 
 log = logging.getLogger("mockcre")
@@ -33,9 +36,14 @@ JSON_HEADERS = (("Content-Type", "application/json; charset=utf-8"),)
 
 @dataclass
 class Reply:
+    """What the HTTP layer sends: after ``delay`` seconds, unless ``fault`` says to break the connection."""
+
     status: int
     body: bytes
     headers: tuple = JSON_HEADERS
+    delay: float = 0.0
+    fault: str | None = None  # reset | timeout (malformed and empty are already in body)
+    hold: float = 0.0  # how long a timeout fault holds the connection, seconds
 
 
 @dataclass
@@ -61,6 +69,11 @@ class Service:
         self.journal = Journal(self.config.journal_size, self.config.journal_file)
         self._trace_ids = itertools.count(1)
         self._trace_lock = threading.Lock()
+        self.scenarios = ScenarioEngine(self.store, self.config.clock, self.config.accounts)
+        for scenario in self.config.scenarios:
+            self.scenarios.load(scenario)
+        if self.config.watch:
+            self.scenarios.watch()
 
     # -- the pipeline ------------------------------------------------------------------------
 
@@ -74,10 +87,12 @@ class Service:
             adapter = DIALECTS[ex.endpoint.split(".")[0]]
             ex.reply = adapter.error(adapter.echo(ex.body), domain.CODE_SYSTEM_ERROR,
                                      "system error (系统错误): mockcre failed while answering; see the server log")
+            reply = None
         self._record(ex)
-        return Reply(200, json.dumps(ex.reply, ensure_ascii=False).encode("utf-8"))
+        return reply or _json_reply(ex.reply)
 
-    def _answer(self, ex: Exchange, raw: bytes, headers: dict, host: str) -> dict:
+    def _answer(self, ex: Exchange, raw: bytes, headers: dict, host: str) -> Reply | None:
+        """The reply for a request; None means: send ``ex.reply`` as JSON."""
         raw, notes = self._decode_transport(raw, headers)
         ex.violations.extend(notes)
         body = None
@@ -102,26 +117,61 @@ class Service:
         except WrongKind as exc:
             ex.violations.append(Violation(exc.path, str(exc), ERROR, "endpoint-kind"))
             return self._reject(ex, adapter, echo)
-        checked = check(body, adapter.name, ex.kind, self.config.strict, now=self.config.clock())
+        strict = self.config.strict or self.scenarios.strict
+        checked = check(body, adapter.name, ex.kind, strict, now=self.config.clock())
         ex.violations.extend(checked.violations)
         if not checked.ok or any(v.severity == ERROR for v in ex.violations):
             return self._reject(ex, adapter, echo)
-        denied = adapter.check_auth(self.config.accounts, body)
+        denied = adapter.check_auth(self.scenarios.accounts, body)
         if denied:
             ex.violations.append(Violation("/MD5" if adapter.name == "dm" else "/token", denied, ERROR, "auth"))
             ex.reply = adapter.error(echo, domain.CODE_FORMAT_ERROR, f"format error (格式错误): {denied}")
-            return ex.reply
+            return None
         ex.partition = adapter.partition_key(route, body)
-        ex.reply = self._engine(adapter, route, ex.kind, body, ex.partition)
-        return ex.reply
+        decision = self.scenarios.decide(ex.endpoint, ex.kind, body, headers)
+        if decision is None:
+            ex.reply = self._engine(adapter, route, ex.kind, body, ex.partition)
+            return None
+        ex.decisions.append(decision.record())
+        return self._scripted(ex, adapter, route, body, decision)
 
-    def _reject(self, ex: Exchange, adapter, echo) -> dict:
+    def _reject(self, ex: Exchange, adapter, echo) -> None:
         errors = [v for v in ex.violations if v.severity == ERROR]
         listed = "; ".join(v.message for v in errors[:MAX_LISTED])
         more = f"; and {len(errors) - MAX_LISTED} more" if len(errors) > MAX_LISTED else ""
         noun = "problem" if len(errors) == 1 else "problems"
         ex.reply = adapter.error(echo, domain.CODE_FORMAT_ERROR, f"format error (格式错误), {len(errors)} {noun}: {listed}{more}")
-        return ex.reply
+
+    def _scripted(self, ex: Exchange, adapter, route, body: dict, decision) -> Reply:
+        """Answer as a scenario rule says: a code, a canned ranking, a raw answer or a fault."""
+        then, delay = decision.then, decision.delay_ms / 1000.0
+        fault = then.get("fault")
+        if fault in ("reset", "timeout"):  # the request is lost: nothing is stored
+            ex.reply = {"fault": fault}
+            hold = then.get("timeout_ms", 30_000) / 1000.0 if fault == "timeout" else 0.0
+            return Reply(200, b"", (), delay, fault, hold)
+        if "code" in then:
+            message = render(then.get("msg", then.get("message", "")), body)
+            ex.reply = adapter.error(adapter.echo(body), then["code"], message)
+        elif "recommend" in then:
+            entries = [_canned_entry(e) for e in render(then["recommend"], body)]
+            ex.reply = adapter.canned(body, entries, then.get("apply_request_num", True), self.next_trace_id())
+        elif any(k in then for k in ("status", "body", "body_file")):
+            return self._raw(ex, then, body, decision, delay)
+        else:  # passthrough, or only delay / next_state / a malformed or empty fault
+            ex.reply = self._engine(adapter, route, ex.kind, body, ex.partition)
+        reply = _json_reply(ex.reply, then, body, delay)
+        return _broken(reply, fault, ex)
+
+    def _raw(self, ex: Exchange, then: dict, body: dict, decision, delay: float) -> Reply:
+        if "body_file" in then:
+            payload = render(resolve_inside(decision.base_dir, then["body_file"]).read_text(encoding="utf-8"), body)
+        else:
+            payload = render(then.get("body", ""), body)
+        data = dumps_body(payload)
+        ex.reply = payload if isinstance(payload, (dict, list)) else {"raw": payload if isinstance(payload, str) else data.decode()}
+        headers = tuple({"Content-Type": "application/json; charset=utf-8", **render(then.get("headers", {}), body)}.items())
+        return _broken(Reply(then.get("status", 200), data, headers, delay), then.get("fault"), ex)
 
     def _decode_transport(self, raw: bytes, headers: dict):
         """Undo Content-Encoding, and turn transport mistakes into violations that say what happened."""
@@ -178,9 +228,14 @@ class Service:
         digest = hashlib.sha256(f"{self.config.seed}:{n}".encode()).digest()
         return str(int.from_bytes(digest[:8], "big") % 10**18).zfill(18)
 
-    def reset(self) -> None:
+    def reset(self, scenarios: bool = False) -> None:
+        """Empty store and journal, restart scenario states and re-apply their fixtures (or unload them)."""
+        if scenarios:
+            self.scenarios.unload()
         self.store.reset()
         self.journal.clear()
+        self.scenarios.reset_states()
+        self.scenarios.apply_fixtures()
 
     def _record(self, ex: Exchange) -> None:
         self.journal.record({
@@ -196,3 +251,27 @@ class Service:
             "reply": ex.reply,
             "latency_ms": round((time.perf_counter() - ex.started) * 1000, 3),
         })
+
+
+def _json_reply(reply: dict, then: dict | None = None, body=None, delay: float = 0.0) -> Reply:
+    headers = JSON_HEADERS
+    if then and then.get("headers"):
+        headers = tuple({"Content-Type": JSON_HEADERS[0][1], **render(then["headers"], body)}.items())
+    return Reply(200, json.dumps(reply, ensure_ascii=False).encode("utf-8"), headers, delay)
+
+
+def _broken(reply: Reply, fault: str | None, ex: Exchange) -> Reply:
+    """Apply a malformed (truncated JSON) or empty (no body) fault to an otherwise good reply."""
+    if fault == "malformed":
+        reply.body = reply.body[: max(len(reply.body) // 2, 1)]
+    elif fault == "empty":
+        reply.body = b""
+    if fault in ("malformed", "empty"):
+        ex.reply = {"fault": fault, "would_have_answered": ex.reply}
+    return reply
+
+
+def _canned_entry(entry) -> tuple:
+    if isinstance(entry, dict):
+        return str(entry.get("id", entry.get("item"))), entry.get("score", entry.get("weight"))
+    return str(entry), None

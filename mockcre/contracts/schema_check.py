@@ -20,6 +20,7 @@ import math
 from functools import cache
 
 from jsonschema import Draft202012Validator
+from jsonschema.exceptions import best_match
 from referencing import Registry, Resource
 
 from mockcre.resources import load_schema, schema_names
@@ -54,6 +55,8 @@ def schema_violations(name: str, body, strict: bool) -> list[Violation]:
         return []
     groups: dict[tuple, list] = {}
     for err in validator.iter_errors(body):
+        while err.validator in ("oneOf", "anyOf") and err.context:  # explain the branch that came closest
+            err = best_match(err.context)
         groups.setdefault((tuple(err.absolute_path), id(err.schema)), []).append(err)
     out: list[Violation] = []
     for errs in groups.values():

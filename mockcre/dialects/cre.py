@@ -15,7 +15,7 @@ ROUTES = {
     "cre.test_query": Route("cre.test_query", ("query",), "test"),
 }
 DATA_TYPES = {"1": "item", "2": "action"}
-STRATEGY_PERSONALISED, STRATEGY_COLD_START, STRATEGY_RANK_ITEMS = "9001", "9002", "9003"
+STRATEGY_PERSONALISED, STRATEGY_COLD_START, STRATEGY_RANK_ITEMS, STRATEGY_SCRIPTED = "9001", "9002", "9003", "9004"
 
 
 class Cre:
@@ -100,9 +100,19 @@ class Cre:
             abtag = STRATEGY_RANK_ITEMS
         else:
             abtag = STRATEGY_PERSONALISED if any(r.personalised for r in rankings.values()) else STRATEGY_COLD_START
-        empty = not any(rec.values())
+        return self._rec_reply(body, rec, abtag, trace_id)
+
+    def canned(self, body: dict, entries: list, apply_limit: bool, trace_id: str) -> dict:
+        """A scenario's ranking ``[(id, score or None)]``, the same list under every requested pool."""
+        req = self.rec_request(body)
+        limit = req.limit if apply_limit else None
+        ranked = [{"id": item_id, "score": str(score) if score is not None else str(len(entries) - i)}
+                  for i, (item_id, score) in enumerate(entries)][:limit]
+        return self._rec_reply(body, {pool: list(ranked) for pool in self.rec_pools(req, body)}, STRATEGY_SCRIPTED, trace_id)
+
+    def _rec_reply(self, body: dict, rec: dict, abtag: str, trace_id: str) -> dict:
         return self._envelope(self.echo(body), {
-            "code": "0", "message": "empty result" if empty else "success",
+            "code": "0", "message": "success" if any(rec.values()) else "empty result",
             "test_id": str(body.get("scn_id", "")), "abtag": abtag, "trace_id": trace_id, "rec": rec,
         })
 

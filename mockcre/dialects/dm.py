@@ -16,6 +16,7 @@ DATA_TYPES = {"1": "item", "2": "action"}
 VARIANTS = {0: "pctr", 1: "popularity", 2: "pcvr", 3: "personalised", 4: "quality"}
 ALGID_BASE = 10  # algid = 10 + service_type; 19 when a personalised request fell back to cold start
 ALGID_COLD_START = 19
+ALGID_SCRIPTED = 90  # a scenario's canned ranking
 
 
 class Dm:
@@ -105,13 +106,20 @@ class Dm:
             return self.error(self.echo(body), domain.CODE_ALGORITHM_ERROR, "empty result")
         service_type = int(number(body.get("service_type"), domain.DM_DEFAULT_SERVICE_TYPE))
         cold = req.variant == "personalised" and not ranking.personalised
-        return {
-            "request_id": self.echo(body),
-            "algid": ALGID_COLD_START if cold else ALGID_BASE + service_type,
-            "code": 0,
-            "scene_id": str(body.get("scene_id", "")),
-            "data": [{"item": item_id, "weight": weight(relevance)} for item_id, relevance in ranking.entries],
-        }
+        return self._data_reply(body, [{"item": item_id, "weight": weight(relevance)} for item_id, relevance in ranking.entries],
+                                ALGID_COLD_START if cold else ALGID_BASE + service_type)
+
+    def canned(self, body: dict, entries: list, apply_limit: bool, trace_id: str) -> dict:
+        """A scenario's ranking ``[(id, weight or None)]``; an empty one is the documented -3."""
+        limit = self.rec_request(body).limit if apply_limit else None
+        data = [{"item": item_id, "weight": int(number(w)) if w is not None else max(domain.DM_WEIGHT_MAX - 1000 * i, 0)}
+                for i, (item_id, w) in enumerate(entries)][:limit]
+        if not data:
+            return self.error(self.echo(body), domain.CODE_ALGORITHM_ERROR, "empty result")
+        return self._data_reply(body, data, ALGID_SCRIPTED)
+
+    def _data_reply(self, body: dict, data: list, algid: int) -> dict:
+        return {"request_id": self.echo(body), "algid": algid, "code": 0, "scene_id": str(body.get("scene_id", "")), "data": data}
 
     def error(self, echo, code: int, message: str) -> dict:
         return {"request_id": echo, "code": code, "msg": message}

@@ -1,1 +1,17 @@
+"""YAML scenarios: canned answers, error codes, faults, delays and state machines (schemas/scenario.schema.json)."""
 
+from .engine import Decision, ScenarioEngine
+from .loader import Problem, ScenarioError, lint, read
+
+__all__ = ["ScenarioEngine", "ScenarioError", "Decision", "Problem", "lint", "read", "lint_files"]
+
+
+def lint_files(paths, now: float) -> list[Problem]:
+    """Problems of scenario files, for ``mockcre scenario lint``."""
+    problems = []
+    for path in paths:
+        try:
+            problems += lint(read(str(path)), now)
+        except ScenarioError as exc:
+            problems += [Problem(str(path), 0, 0, p) for p in exc.problems]
+    return problems

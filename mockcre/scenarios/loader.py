@@ -1,0 +1,223 @@
+"""Reading scenario files safely and finding every mistake in them, with file, line and column."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from mockcre.contracts.schema_check import schema_violations
+
+from . import fixtures
+from .matching import compiled_regex
+
+ANSWERS = ("code", "recommend", "status", "body", "body_file", "fault", "passthrough")
+ACTIONS = ANSWERS + ("delay_ms", "next_state")
+RECOMMEND_ENDPOINTS = {"cre.query", "cre.test_query", "dm.service"}
+_RECOMMEND_KINDS = {"query", "recommend"}
+_CONDITIONS = ("match", "headers", "times", "after", "every", "probability", "state")
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    line: int
+    column: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}: {self.message}"
+
+
+class ScenarioError(ValueError):
+    """A scenario that cannot be loaded; ``problems`` lists each as ``file:line:column: message``."""
+
+    def __init__(self, problems):
+        self.problems = [str(p) for p in problems]
+        super().__init__("; ".join(self.problems))
+
+
+@dataclass
+class Source:
+    data: object
+    label: str  # file name, or <admin> / <mapping>
+    base_dir: Path | None  # body_file is resolved inside this folder
+    nodes: yaml.Node | None = None  # for positions; None for a mapping given in Python
+    path: Path | None = None
+
+
+def read(source, base_dir=None, label: str | None = None) -> Source:
+    """A scenario from a file path, YAML/JSON text, or a mapping. YAML errors raise ScenarioError."""
+    if isinstance(source, dict):
+        return Source(source, label or "<mapping>", Path(base_dir) if base_dir else None)
+    if isinstance(source, Path) or (isinstance(source, str) and "\n" not in source and source.endswith((".yaml", ".yml", ".json"))):
+        path = Path(source)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ScenarioError([Problem(str(path), 1, 1, f"cannot read the scenario: {exc}")]) from exc
+        return _parse(text, label or str(path), Path(base_dir) if base_dir else path.resolve().parent, path.resolve())
+    if isinstance(source, bytes):
+        source = source.decode("utf-8", errors="replace")
+    return _parse(source, label or "<text>", Path(base_dir) if base_dir else None, None)
+
+
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: ~10x faster on shop.yaml
+
+
+def _parse(text: str, label: str, base_dir, path) -> Source:
+    loader = _SAFE_LOADER(text)
+    try:
+        nodes = loader.get_single_node()  # one parse: the nodes give positions, the data is built from them
+        data = loader.construct_document(nodes) if nodes is not None else None  # safe: no Python object tags, ever
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        raise ScenarioError([Problem(label, *where, f"not valid YAML: {exc.problem or exc}")]) from exc
+    except yaml.YAMLError as exc:
+        raise ScenarioError([Problem(label, 1, 1, f"not valid YAML: {exc}")]) from exc
+    finally:
+        loader.dispose()
+    return Source(data, label, base_dir, nodes, path)
+
+
+def lint(src: Source, now: float) -> list[Problem]:
+    """Every problem of a scenario: schema, meaning (dead rules, empty answers, regexes) and fixtures."""
+    return check_source(src, now)[0]
+
+
+def check_source(src: Source, now: float):
+    """``(problems, prepared fixtures)``: fixtures are validated once and kept for loading."""
+    data = src.data
+    if not isinstance(data, dict):
+        return [Problem(src.label, 1, 1, "a scenario is a mapping with at least a name")], []
+    found: list[tuple[str, str]] = [(v.path, v.message) for v in schema_violations("scenario", data, strict=True)]
+    found += _duplicate_keys(src.nodes)
+    rules = data.get("rules") if isinstance(data.get("rules"), list) else []
+    for i, rule in enumerate(rules):
+        if isinstance(rule, dict):
+            found += _rule_problems(i, rule, src)
+    found += _unreachable(rules)
+    batches = []
+    if isinstance(data.get("fixtures"), dict):
+        batches, fixture_problems = fixtures.prepare(data["fixtures"], now, bool(data.get("strict")))
+        found += [(f"/fixtures{p}", m) for p, m in fixture_problems]
+    problems = sorted((Problem(src.label, *_position(src.nodes, path), message) for path, message in found),
+                      key=lambda p: (p.line, p.column))
+    return problems, batches
+
+
+def _rule_problems(i: int, rule: dict, src: Source):
+    then, when = rule.get("then"), rule.get("when")
+    at = f"/rules/{i}"
+    if isinstance(then, dict):
+        if not any(k in then for k in ACTIONS):
+            yield f"{at}/then", f"rules[{i}].then does nothing: give one of {', '.join(ACTIONS)}"
+        answers = [name for name, keys in (("code", ("code",)), ("recommend", ("recommend",)),
+                                            ("a raw answer", ("status", "body", "body_file"))) if any(k in then for k in keys)]
+        if then.get("passthrough") and answers:
+            yield f"{at}/then", f"rules[{i}].then: passthrough lets the engine answer, so {', '.join(answers)} would be ignored"
+        elif len(answers) > 1 or ("body" in then and "body_file" in then):
+            yield f"{at}/then", f"rules[{i}].then gives several answers ({', '.join(answers)}); keep one"
+        if "body_file" in then and isinstance(then["body_file"], str):
+            yield from _body_file_problems(i, then["body_file"], src)
+        if "recommend" in then and isinstance(when, dict):
+            endpoints = _as_set(when.get("endpoint", "any"))
+            if "any" not in endpoints and not endpoints & RECOMMEND_ENDPOINTS:
+                yield f"{at}/then/recommend", (f"rules[{i}].then.recommend answers recommendation requests, "
+                                               f"but the rule only matches {', '.join(sorted(endpoints))}")
+    if isinstance(when, dict):
+        for block in ("match", "headers"):
+            for key, spec in (when.get(block) or {}).items() if isinstance(when.get(block), dict) else ():
+                if isinstance(spec, dict) and isinstance(spec.get("regex"), str):
+                    try:
+                        compiled_regex(spec["regex"])
+                    except re.error as exc:
+                        yield f"{at}/when/{block}/{_escape(key)}/regex", f"rules[{i}].when.{block}.{key}: regex does not compile: {exc}"
+
+
+def _body_file_problems(i, name: str, src: Source):
+    where = f"/rules/{i}/then/body_file"
+    if src.base_dir is None:
+        yield where, f"rules[{i}].then.body_file needs a scenario loaded from a file (its folder holds the body)"
+        return
+    try:
+        resolve_inside(src.base_dir, name)
+    except ValueError as exc:
+        yield where, f"rules[{i}].then.body_file: {exc}"
+
+
+def resolve_inside(folder: Path, name: str) -> Path:
+    """``name`` under ``folder``, refusing anything that leaves it (``..``, absolute paths, links out)."""
+    folder = folder.resolve()
+    target = (folder / name).resolve()
+    if not target.is_relative_to(folder):
+        raise ValueError(f"{name!r} is outside the scenario's folder {folder}")
+    if not target.is_file():
+        raise ValueError(f"{name!r} does not exist in {folder}")
+    return target
+
+
+def _unreachable(rules):
+    """A rule after a catch-all (no condition but endpoint/kind) that covers its endpoints never runs."""
+    catch_alls = []
+    for i, rule in enumerate(rules):
+        when = rule.get("when") if isinstance(rule, dict) else None
+        if not isinstance(when, dict):
+            continue
+        endpoints, kinds = _as_set(when.get("endpoint", "any")), _as_set(when.get("kind", "any"))
+        for j, (eps, kds) in catch_alls:
+            if ("any" in eps or endpoints <= eps) and ("any" in kds or kinds <= kds):
+                yield f"/rules/{i}", f"rules[{i}] is unreachable: rules[{j}] before it matches every such request"
+                break
+        then = rule.get("then") if isinstance(rule.get("then"), dict) else {}
+        answers = any(k in then for k in ANSWERS) and not then.get("passthrough")
+        if answers and not any(k in when for k in _CONDITIONS):
+            catch_alls.append((i, (endpoints, kinds)))
+
+
+def _as_set(value) -> set:
+    return set(value) if isinstance(value, list) else {value}
+
+
+def _duplicate_keys(node, seen_path=""):
+    if isinstance(node, yaml.MappingNode):
+        keys = set()
+        for key_node, value_node in node.value:
+            key = key_node.value
+            if key in keys:
+                yield f"{seen_path}/{_escape(key)}", f"key {key!r} appears twice; YAML keeps only the last"
+            keys.add(key)
+            yield from _duplicate_keys(value_node, f"{seen_path}/{_escape(key)}")
+    elif isinstance(node, yaml.SequenceNode):
+        for i, child in enumerate(node.value):
+            yield from _duplicate_keys(child, f"{seen_path}/{i}")
+
+
+def _escape(key) -> str:
+    return str(key).replace("~", "~0").replace("/", "~1")
+
+
+def _position(nodes, pointer: str) -> tuple[int, int]:
+    """Line and column (1-based) of the deepest YAML node on a JSON pointer; keys point at the key."""
+    node, mark = nodes, (nodes.start_mark if nodes is not None else None)
+    for part in [p.replace("~1", "/").replace("~0", "~") for p in pointer.split("/")[1:]]:
+        if isinstance(node, yaml.MappingNode):
+            pair = next(((k, v) for k, v in node.value if k.value == part), None)
+            if pair is None:
+                break
+            mark = pair[0].start_mark
+            node = pair[1]
+        elif isinstance(node, yaml.SequenceNode) and part.isdigit() and int(part) < len(node.value):
+            node = node.value[int(part)]
+            mark = node.start_mark
+        else:
+            break
+    return (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+
+
+def dumps_body(body) -> bytes:
+    return body.encode("utf-8") if isinstance(body, str) else json.dumps(body, ensure_ascii=False).encode("utf-8")
