@@ -26,6 +26,8 @@ PATHS = {
 def create_app(config=None) -> Flask:
     """A mockcre app; ``config`` is a mapping of :class:`mockcre.config.Config` fields (or a Config)."""
     service = Service(config)
+    if service.config.watch:
+        service.scenarios.watch()
     app = Flask("mockcre")
     app.json.ensure_ascii = False
     app.extensions["mockcre"] = service

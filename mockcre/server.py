@@ -19,6 +19,7 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 from mockcre import __version__
 
 CONFIG_ENV = "MOCKCRE_SERVE_CONFIG"
+_prebuilt = None  # the app serve() built in the parent; granian's forked worker inherits it
 
 ENDPOINT_LINES = (
     ("cre item/action upload", "/upload"),
@@ -42,10 +43,15 @@ def is_loopback(host: str) -> bool:
 
 
 def app_from_env():
-    """granian's factory target: the worker process builds the app from the serve command's settings."""
-    from mockcre.app import create_app
+    """granian's factory target, run in the worker: the app the parent built (inherited by fork), else a new one."""
+    from mockcre.app import create_app, service_of
 
-    return create_app(json.loads(os.environ[CONFIG_ENV]))
+    config = json.loads(os.environ[CONFIG_ENV])
+    if _prebuilt is None:
+        return create_app(config)
+    if config.get("watch"):  # threads do not survive fork: the watcher starts in the worker
+        service_of(_prebuilt).scenarios.watch()
+    return _prebuilt
 
 
 def port_is_free(host: str, port: int) -> bool:
@@ -69,7 +75,8 @@ def serve(host: str, port: int, config: dict, threads: int = 16, out=sys.stdout)
         return 1
     from mockcre.app import create_app
 
-    create_app(config)  # fail here, in the parent, on a bad scenario or setting: not in the worker
+    global _prebuilt
+    _prebuilt = create_app({**config, "watch": False})  # built once; a bad scenario fails here, cleanly
     os.environ[CONFIG_ENV] = json.dumps(config)
     base = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
     out.write(f"mockcre {__version__} serving both dialects on {base}\n")
@@ -87,27 +94,80 @@ class _QuietHandler(WSGIRequestHandler):
 
 
 class ThreadedServer:
-    """The app on a free 127.0.0.1 port in a background thread (pytest-httpserver style)."""
+    """The app on a free 127.0.0.1 port in a background thread (pytest-httpserver style).
 
-    def __init__(self, app, host: str = "127.0.0.1", port: int = 0):
+    Quiet: no access log, and connection errors go to the ``mockcre.server`` logger at debug level
+    instead of stderr. ``sock`` serves on a socket bound (and listening) beforehand, which is how the
+    pytest plugin shows the URL in its header before the app exists. A host other than loopback
+    needs the app's ``admin_token``, as ``mockcre serve`` does; :attr:`url` always names a loopback
+    address, so tests reach a server bound to 0.0.0.0 through 127.0.0.1.
+    """
+
+    class Handler(_QuietHandler):
+        def log(self, type, message, *args):  # noqa: A002 - werkzeug's signature
+            import logging
+
+            logging.getLogger("mockcre.server").debug("%s: " + message, type, *args)
+
+    def __init__(self, app, host: str = "127.0.0.1", port: int = 0, sock: socket.socket | None = None):
+        from werkzeug.serving import ThreadedWSGIServer
+
+        service = app.extensions.get("mockcre") if hasattr(app, "extensions") else None
+        if not is_loopback(host) and not (service is not None and service.config.admin_token):
+            raise ValueError(f"ThreadedServer: host {host} exposes the server beyond this machine; the admin API then "
+                             "needs an admin token (create_app({'admin_token': T}); clients send Authorization: Bearer T)")
+
+        class Server(ThreadedWSGIServer):
+            daemon_threads = True
+
+            def handle_error(self, request, client_address):  # a client hanging up is not news
+                import logging
+
+                logging.getLogger("mockcre.server").debug("connection from %s failed", client_address, exc_info=True)
+
+            def log(self, type, message, *args):  # noqa: A002 - to logging, never straight to stderr
+                import logging
+
+                level = logging.ERROR if type == "error" else logging.DEBUG
+                logging.getLogger("mockcre.server").log(level, message, *args)
+
         self.app = app
-        self._server = make_server(host, port, app, threaded=True, request_handler=_QuietHandler)
-        self._server.daemon_threads = True
-        self.host, self.port = host, self._server.server_port
-        self._thread = threading.Thread(target=self._server.serve_forever, name="mockcre-server", daemon=True)
+        if sock is not None:
+            host, port = sock.getsockname()[:2]
+            self._server = Server(host, port, app, self.Handler, fd=sock.fileno())
+            sock.close()  # the server holds its own duplicate of the descriptor
+        else:
+            self._server = Server(host, port, app, self.Handler)
+        self.host, self.port = host, self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
+                                        name=f"mockcre-server-{self.port}", daemon=True)
+        self._started = False
+
+    @property
+    def service(self):
+        """The :class:`mockcre.service.Service` behind the app."""
+        return self.app.extensions["mockcre"]
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        host = self.host
+        if host in ("0.0.0.0", ""):
+            host = "127.0.0.1"
+        elif host == "::":
+            host = "::1"
+        return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
 
     def start(self) -> "ThreadedServer":
-        self._thread.start()
+        if not self._started:
+            self._started = True
+            self._thread.start()
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
+        if self._started:
+            self._server.shutdown()
+            self._thread.join(timeout=5)
         self._server.server_close()
-        self._thread.join(timeout=5)
 
     def __enter__(self):
         return self.start()

@@ -72,8 +72,6 @@ class Service:
         self.scenarios = ScenarioEngine(self.store, self.config.clock, self.config.accounts)
         for scenario in self.config.scenarios:
             self.scenarios.load(scenario)
-        if self.config.watch:
-            self.scenarios.watch()
 
     # -- the pipeline ------------------------------------------------------------------------
 
