@@ -62,6 +62,12 @@ def _scenario_lint(args) -> int:
     return 1 if problems else 0
 
 
+def _report(args) -> int:
+    from mockcre import report_cli
+
+    return report_cli.main(args)
+
+
 def _sign(args) -> int:
     from mockcre.auth import dm_signature
 
@@ -109,6 +115,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = scenario.add_parser("lint", help="check scenario files; problems name file, line and column (exit 0/1)")
     p.add_argument("files", nargs="+", metavar="FILE")
     p.set_defaults(func=_scenario_lint)
+
+    p = sub.add_parser("report", help="integration data-quality report of a running server or a journal file",
+                       description="What Tencent's integration engineer would have told you about your data, at once. "
+                                   "Exit 1 when a finding at or above --fail-on exists.")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--url", help="base URL of a running mockcre (reads /__admin/report)")
+    source.add_argument("--journal", metavar="FILE", help="a journal written by mockcre serve --journal FILE")
+    p.add_argument("--format", choices=["text", "json", "html"], default="text", help="output format (default text)")
+    p.add_argument("--fail-on", choices=["error", "warning", "never"], default="error",
+                   help="exit 1 when a finding of this severity or worse exists (default error)")
+    p.add_argument("--admin-token", metavar="T", help="Bearer token of the server's admin API, if it has one")
+    p.set_defaults(func=_report)
 
     p = sub.add_parser("sign", help="print md5(BID&REQUEST_ID&TOKEN) for dm requests")
     p.add_argument("--bid", required=True)

@@ -237,7 +237,7 @@ class Service:
 
     def _record(self, ex: Exchange) -> None:
         self.journal.record({
-            "time": time.time(),
+            "time": self.config.clock(),
             "endpoint": ex.endpoint,
             "dialect": ex.dialect,
             "kind": ex.kind,
