@@ -35,9 +35,10 @@ def create_app(config=None) -> Flask:
     for path, endpoint in PATHS.items():
         app.add_url_rule(path, endpoint, _view(service, endpoint), methods=["POST"])
 
-    from mockcre.admin import blueprint
+    from mockcre import admin, dashboard
 
-    app.register_blueprint(blueprint, url_prefix="/__admin")
+    app.register_blueprint(admin.blueprint, url_prefix="/__admin")
+    app.register_blueprint(dashboard.blueprint, url_prefix="/__admin")
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):

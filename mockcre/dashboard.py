@@ -1,0 +1,172 @@
+"""``/__admin/``: a server-rendered dashboard (journal, request detail, store, quality report).
+
+No build step and no external fonts, scripts or styles: it works offline. Every reported string
+is escaped by Jinja's autoescaping; the JSON view below escapes as it renders.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+from flask import Blueprint, current_app, redirect, render_template, request, url_for
+from markupsafe import Markup, escape
+
+from mockcre import quality
+from mockcre.recommend import RecRequest, rank
+from mockcre.scenarios import ScenarioError
+
+blueprint = Blueprint("dashboard", __name__, template_folder="templates")
+PAGE = 100
+
+
+def _service():
+    return current_app.extensions["mockcre"]
+
+
+def report_of(service) -> quality.Report:
+    with service.store.lock:
+        return quality.analyse(service.store, service.journal.entries(), service.config.clock())
+
+
+@blueprint.get("/report")
+def report():
+    """The data-quality report: JSON by default, ``?format=html`` for the page, ``?format=text``."""
+    from mockcre import report_render
+
+    result = report_of(_service())
+    fmt = request.args.get("format", "json")
+    if fmt == "html":
+        return render_template("dashboard_report.html", report=result.to_dict(), tab="report")
+    if fmt == "text":
+        return report_render.text(result), 200, {"Content-Type": "text/plain; charset=utf-8"}
+    return result.to_dict()
+
+
+@blueprint.get("/")
+def journal_page():
+    service = _service()
+    endpoint = request.args.get("endpoint") or None
+    user = (request.args.get("user") or "").strip()
+    only_bad = request.args.get("violations") == "1"
+    entries = service.journal.entries(endpoint=endpoint, has_violations=True if only_bad else None)
+    if user:
+        entries = [e for e in entries if user in _users(e)]
+    entries = list(reversed(entries))[:PAGE]
+    template = "_journal_rows.html" if request.args.get("partial") else "dashboard_journal.html"
+    return render_template(template, entries=entries, endpoint=endpoint, user=user, only_bad=only_bad,
+                           endpoints=_endpoints(), tab="journal", scenarios=service.scenarios.describe(),
+                           message=request.args.get("message"))
+
+
+@blueprint.get("/requests/<int:seq>")
+def request_page(seq: int):
+    entry = next((e for e in _service().journal.entries() if e.get("seq") == seq), None)
+    if entry is None:
+        return render_template("dashboard_missing.html", seq=seq, tab="journal"), 404
+    marks = {}
+    for v in entry["violations"]:
+        marks.setdefault(_existing_pointer(entry["body"], v["path"]), []).append(v)
+    return render_template("dashboard_request.html", e=entry, body_html=json_html(entry["body"], marks),
+                           reply=json.dumps(entry["reply"], ensure_ascii=False, indent=2), tab="journal",
+                           received=time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(entry["time"])))
+
+
+@blueprint.get("/store")
+def store_page():
+    service = _service()
+    now = service.config.clock()
+    with service.store.lock:
+        partitions = []
+        for key, part in service.store.partitions.items():
+            pools = {pool: len(list(part.pool_members(pool))) for pool in part.pool_names()}
+            items = [{"id": i.item_id, "pools": ";".join(i.pools) or "0", "on_shelf": i.on_shelf,
+                      "expired": not now < i.expire_time, "expire_time": i.expire_time, "tags": ", ".join(i.tags),
+                      "reports": i.reports} for i in list(part.items.values())[:PAGE]]
+            users = sorted(part.users.items(), key=lambda kv: -kv[1].actions)[:PAGE]
+            partitions.append({"key": "/".join(key), "pools": pools, "rows": items, "item_count": len(part.items),
+                               "users": [(uid, u.actions) for uid, u in users], "user_count": len(part.users)})
+    return render_template("dashboard_store.html", partitions=partitions, tab="store")
+
+
+@blueprint.get("/store/user")
+def user_page():
+    service = _service()
+    key = tuple(request.args.get("partition", "").split("/", 1))
+    uid = request.args.get("uid", "")
+    with service.store.lock:
+        part = service.store.peek(key)
+        if part is None or uid not in part.users:
+            return render_template("dashboard_missing.html", seq=None, tab="store"), 404
+        history = [a for a in part.actions if a.uid == uid][-PAGE:]
+        ranking = rank(part, RecRequest(uid=uid, pools=["0"], limit=20), service.config.clock())
+    return render_template("dashboard_user.html", partition="/".join(key), uid=uid, history=history,
+                           ranking=ranking, tab="store")
+
+
+@blueprint.post("/ui/reset")
+def ui_reset():
+    _service().reset()
+    return redirect(url_for("dashboard.journal_page", message="Store, journal and scenario states were reset."))
+
+
+@blueprint.post("/ui/scenarios")
+def ui_load_scenario():
+    upload = request.files.get("file")
+    text = upload.read().decode("utf-8", "replace") if upload else request.form.get("text", "")
+    try:
+        name = _service().scenarios.load(text, label=upload.filename if upload else "<dashboard>")
+        message = f"Loaded scenario {name}."
+    except ScenarioError as exc:
+        message = "The scenario does not load: " + "; ".join(exc.problems)
+    return redirect(url_for("dashboard.journal_page", message=message))
+
+
+def _endpoints():
+    from mockcre.domain import ENDPOINTS
+
+    return ENDPOINTS
+
+
+def _users(entry) -> set:
+    body = entry.get("body") if isinstance(entry.get("body"), dict) else {}
+    found = {body.get("uid"), body.get("user_id")}
+    for record in body.get("data", []) if isinstance(body.get("data"), list) else []:
+        if isinstance(record, dict):
+            found.add(record.get("uid"))
+    return {str(u) for u in found if u}
+
+
+def _existing_pointer(body, pointer: str) -> str:
+    """The deepest part of ``pointer`` that exists in ``body`` (a missing field marks its parent)."""
+    node, good = body, ""
+    for part in [p.replace("~1", "/").replace("~0", "~") for p in pointer.split("/")[1:]]:
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            break
+        good += "/" + part.replace("~", "~0").replace("/", "~1")
+    return good
+
+
+def json_html(value, marks: dict, pointer: str = "", indent: int = 0) -> Markup:
+    """Pretty JSON as escaped HTML, each value with violations wrapped in a <mark> that says why."""
+    pad = "  " * indent
+    if isinstance(value, dict):
+        inner = ",\n".join(f"{pad}  {escape(json.dumps(k, ensure_ascii=False))}: "
+                           f"{json_html(v, marks, pointer + '/' + str(k).replace('~', '~0').replace('/', '~1'), indent + 1)}"
+                           for k, v in value.items())
+        text = Markup("{\n" + inner + "\n" + pad + "}") if value else Markup("{}")
+    elif isinstance(value, list):
+        inner = ",\n".join(f"{pad}  {json_html(v, marks, f'{pointer}/{i}', indent + 1)}" for i, v in enumerate(value))
+        text = Markup("[\n" + inner + "\n" + pad + "]") if value else Markup("[]")
+    else:
+        text = escape(json.dumps(value, ensure_ascii=False))
+    found = marks.get(pointer)
+    if not found:
+        return Markup(text)
+    severity = "error" if any(v["severity"] == "error" for v in found) else "warning"
+    why = "; ".join(v["message"] for v in found)
+    return Markup(f'<mark class="violation {severity}" data-path="{escape(pointer or "/")}" title="{escape(why)}">') + text + Markup("</mark>")
