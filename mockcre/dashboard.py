@@ -37,7 +37,7 @@ def report():
     result = report_of(_service())
     fmt = request.args.get("format", "json")
     if fmt == "html":
-        return render_template("dashboard_report.html", report=result.to_dict(), tab="report")
+        return render_template("dashboard_report.html", report=result.to_dict(), tab="report", request_link="requests/")
     if fmt == "text":
         return report_render.text(result), 200, {"Content-Type": "text/plain; charset=utf-8"}
     return result.to_dict()
