@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from mockcre import domain
 from mockcre.config import Config
 from mockcre.contracts import ERROR, WARNING, Violation, check, jsonbody
+from mockcre.contracts.violations import describe_value
 from mockcre.dialects import DIALECTS
 from mockcre.dialects.base import WrongKind
 from mockcre.journal import Journal, masked_body, masked_headers
@@ -104,10 +105,10 @@ class Service:
         route = adapter.routes[ex.endpoint]
         ex.dialect = adapter.name
         echo = adapter.echo(body)
-        if body is None:
+        if any(v.severity == ERROR for v in ex.violations):
             return self._reject(ex, adapter, echo)
         if not isinstance(body, dict):
-            ex.violations.append(Violation("", f"body: expected a JSON object; got a JSON {type(body).__name__}",
+            ex.violations.append(Violation("", f"body: expected a JSON object; got {describe_value(body)}",
                                            ERROR, "schema.type"))
             return self._reject(ex, adapter, echo)
         try:

@@ -41,7 +41,7 @@ def check(body, dialect: str | None = None, kind: str | None = None, strict: boo
     found: list[Violation] = []
     if isinstance(body, (bytes, bytearray, str)):
         body, found = jsonbody.parse(body, max_bytes)
-        if body is None:
+        if has_errors(found):  # unreadable (JSON null parses fine and is judged below)
             return Checked(None, dialect, kind, found)
     if dialect is not None and dialect not in REQUEST_KINDS:
         raise ValueError(f"unknown dialect {dialect!r}; expected one of {', '.join(REQUEST_KINDS)}")

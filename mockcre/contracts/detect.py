@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from mockcre.domain import REQUEST_KINDS, RESPONSE_KINDS
 
+from .violations import describe_value
+
 _CRE_QUERY_KEYS = {"proj_id", "scn_id", "user_id"}
 _CRE_UPLOAD_KEYS = {"version", "data"}
 _DM_KEYS = {"bid", "MD5", "request_id", "scene_id", "service_type"}
@@ -21,7 +23,7 @@ class Undetected(ValueError):
 def detect(body, dialect: str | None = None) -> tuple[str, str]:
     """``(dialect, kind)`` of a request body, or raise :class:`Undetected`."""
     if not isinstance(body, dict):
-        raise Undetected(f"expected a JSON object; got {type(body).__name__ if body is not None else 'null'}")
+        raise Undetected(f"body: expected a JSON object; got {describe_value(body)}")
     keys = set(body)
     if dialect is None:
         if keys & (_CRE_QUERY_KEYS | _CRE_UPLOAD_KEYS) or "token" in keys:
