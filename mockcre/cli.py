@@ -30,7 +30,8 @@ def _serve(args) -> int:
                          "the admin API then needs --admin-token T (clients send Authorization: Bearer T)\n")
         return 2
     config = {"strict": args.strict, "seed": args.seed, "accounts": args.account, "journal_file": args.journal,
-              "admin_token": args.admin_token, "scenarios": [_scenario_path(s) for s in args.scenario], "watch": args.watch}
+              "admin_token": args.admin_token, "scenarios": [_scenario_path(s) for s in args.scenario], "watch": args.watch,
+              "state_file": args.state}
     try:
         return serve(args.host, args.port, config)
     except ScenarioError as exc:
@@ -60,6 +61,27 @@ def _scenario_lint(args) -> int:
         print(problem)
     print(f"{len(args.files)} file{'s' * (len(args.files) != 1)} checked, {len(problems)} problem{'s' * (len(problems) != 1)}")
     return 1 if problems else 0
+
+
+def _state(args) -> int:
+    from mockcre.persist import StateFile
+
+    state = StateFile(args.state)
+    try:
+        if args.state_command == "export":
+            with open(args.file, "w", encoding="utf-8") as out:
+                n = state.export(out)
+            print(f"exported {n} records from {args.state} to {args.file}")
+        else:
+            with open(args.file, encoding="utf-8") as lines:
+                n = state.load_lines(lines)
+            print(f"imported {n} records from {args.file} into {args.state}")
+    except (OSError, ValueError) as exc:
+        sys.stderr.write(f"mockcre state {args.state_command}: {exc}\n")
+        return 2
+    finally:
+        state.close()
+    return 0
 
 
 def _report(args) -> int:
@@ -107,8 +129,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--account", action="append", default=[], metavar="SPEC",
                    help="cre:TOKEN or dm:BID=TOKEN (repeatable); with any account, tokens and MD5 signatures are checked")
     p.add_argument("--journal", metavar="FILE", help="also append every journal entry to FILE as a JSON line")
+    p.add_argument("--state", metavar="FILE", help="keep every accepted report in this SQLite file across restarts")
     p.add_argument("--admin-token", metavar="T", help="require Authorization: Bearer T on /__admin (needed off loopback)")
     p.set_defaults(func=_serve)
+
+    p = sub.add_parser("state", help="move a persisted store (--state FILE) between machines as JSON lines")
+    state = p.add_subparsers(dest="state_command", metavar="SUBCOMMAND", required=True)
+    for name, what in (("export", "write the store's records to FILE, one JSON object a line"),
+                       ("import", "append the records of an exported FILE to the store (all or nothing)")):
+        q = state.add_parser(name, help=what)
+        q.add_argument("file", metavar="FILE")
+        q.add_argument("--state", required=True, metavar="DB", help="the SQLite file of mockcre serve --state")
+        q.set_defaults(func=_state)
 
     p = sub.add_parser("scenario", help="work with scenario files")
     scenario = p.add_subparsers(dest="scenario_command", metavar="SUBCOMMAND", required=True)

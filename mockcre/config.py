@@ -20,6 +20,7 @@ class Config:
     journal_file: str | None = None  # also append each entry as a JSON line
     scenarios: list = field(default_factory=list)  # scenario files or mappings loaded at start
     watch: bool = False  # reload changed scenario files without a restart
+    state_file: str | None = None  # SQLite file keeping every accepted report across restarts
     admin_token: str | None = None  # Bearer token required by /__admin when set
     clock: Callable[[], float] = time.time
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import signal
 import socket
 import sys
 import threading
@@ -19,6 +20,7 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 from mockcre import __version__
 
 CONFIG_ENV = "MOCKCRE_SERVE_CONFIG"
+PARENT_ENV = "MOCKCRE_SERVE_PARENT"
 _prebuilt = None  # the app serve() built in the parent; granian's forked worker inherits it
 
 ENDPOINT_LINES = (
@@ -42,10 +44,24 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def _die_with_parent(parent: int) -> None:
+    """A killed ``mockcre serve`` (even kill -9) must not leave its worker holding the port (Linux only)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+
 def app_from_env():
     """granian's factory target, run in the worker: the app the parent built (inherited by fork), else a new one."""
     from mockcre.app import create_app, service_of
 
+    if PARENT_ENV in os.environ:
+        _die_with_parent(int(os.environ[PARENT_ENV]))
     config = json.loads(os.environ[CONFIG_ENV])
     if _prebuilt is None:
         return create_app(config)
@@ -78,6 +94,7 @@ def serve(host: str, port: int, config: dict, threads: int = 16, out=sys.stdout)
     global _prebuilt
     _prebuilt = create_app({**config, "watch": False})  # built once; a bad scenario fails here, cleanly
     os.environ[CONFIG_ENV] = json.dumps(config)
+    os.environ[PARENT_ENV] = str(os.getpid())
     base = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
     out.write(f"mockcre {__version__} serving both dialects on {base}\n")
     for label, path in ENDPOINT_LINES:
@@ -139,7 +156,7 @@ class ThreadedServer:
         else:
             self._server = Server(host, port, app, self.Handler)
         self.host, self.port = host, self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                         name=f"mockcre-server-{self.port}", daemon=True)
         self._started = False
 

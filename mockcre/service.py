@@ -23,6 +23,7 @@ from mockcre.contracts.violations import describe_value
 from mockcre.dialects import DIALECTS
 from mockcre.dialects.base import WrongKind
 from mockcre.journal import Journal, masked_body, masked_headers
+from mockcre.persist import StateFile
 from mockcre.recommend import rank
 from mockcre.scenarios import ScenarioEngine
 from mockcre.scenarios.loader import dumps_body, resolve_inside
@@ -54,6 +55,7 @@ class Exchange:
     endpoint: str
     headers: dict
     started: float
+    raw: bytes = b""  # the body as decoded from the transport: what --state keeps
     dialect: str | None = None
     kind: str | None = None
     partition: tuple | None = None
@@ -73,6 +75,9 @@ class Service:
         self.scenarios = ScenarioEngine(self.store, self.config.clock, self.config.accounts)
         for scenario in self.config.scenarios:
             self.scenarios.load(scenario)
+        self.state = StateFile(self.config.state_file) if self.config.state_file else None
+        if self.state is not None:
+            self._restore()
 
     # -- the pipeline ------------------------------------------------------------------------
 
@@ -96,6 +101,7 @@ class Service:
         ex.violations.extend(notes)
         body = None
         if raw is not None:
+            ex.raw = raw
             body, found = jsonbody.parse(raw, self.config.max_body_bytes)
             ex.violations.extend(found)
         ex.body = body
@@ -129,10 +135,12 @@ class Service:
         ex.partition = adapter.partition_key(route, body)
         decision = self.scenarios.decide(ex.endpoint, ex.kind, body, headers)
         if decision is None:
-            ex.reply = self._engine(adapter, route, ex.kind, body, ex.partition)
+            ex.reply = self._engine(adapter, ex.kind, body, ex.partition, ex.raw)
             return None
         ex.decisions.append(decision.record())
-        return self._scripted(ex, adapter, route, body, decision)
+        if decision.next_state and self.state is not None:
+            self.state.save_state(decision.scenario, decision.next_state)
+        return self._scripted(ex, adapter, body, decision)
 
     def _reject(self, ex: Exchange, adapter, echo) -> None:
         errors = [v for v in ex.violations if v.severity == ERROR]
@@ -141,7 +149,7 @@ class Service:
         noun = "problem" if len(errors) == 1 else "problems"
         ex.reply = adapter.error(echo, domain.CODE_FORMAT_ERROR, f"format error (格式错误), {len(errors)} {noun}: {listed}{more}")
 
-    def _scripted(self, ex: Exchange, adapter, route, body: dict, decision) -> Reply:
+    def _scripted(self, ex: Exchange, adapter, body: dict, decision) -> Reply:
         """Answer as a scenario rule says: a code, a canned ranking, a raw answer or a fault."""
         then, delay = decision.then, decision.delay_ms / 1000.0
         fault = then.get("fault")
@@ -158,7 +166,7 @@ class Service:
         elif any(k in then for k in ("status", "body", "body_file")):
             return self._raw(ex, then, body, decision, delay)
         else:  # passthrough, or only delay / next_state / a malformed or empty fault
-            ex.reply = self._engine(adapter, route, ex.kind, body, ex.partition)
+            ex.reply = self._engine(adapter, ex.kind, body, ex.partition, ex.raw)
         reply = _json_reply(ex.reply, then, body, delay)
         return _broken(reply, fault, ex)
 
@@ -197,19 +205,14 @@ class Service:
 
     # -- state -------------------------------------------------------------------------------
 
-    def _engine(self, adapter, route, kind: str, body: dict, key: tuple) -> dict:
+    def _engine(self, adapter, kind: str, body: dict, key: tuple, raw: bytes) -> dict:
         now = int(self.config.clock())
         store = self.store
         with store.lock:
-            if kind == "item":
-                part = store.partition(key)
-                for item in adapter.items(body, now):
-                    part.upsert(item)
-                return adapter.accepted(body)
-            if kind == "action":
-                part = store.partition(key)
-                for action, counter in adapter.actions(body, now):
-                    part.add(action, counter)
+            if kind in ("item", "action"):
+                self._apply_report(adapter, kind, body, key, now)
+                if self.state is not None:  # committed before the reply leaves: code 0 means kept
+                    self.state.append(key, adapter.name, kind, now, raw)
                 return adapter.accepted(body)
             part = store.peek(key)
             req = adapter.rec_request(body)
@@ -219,6 +222,22 @@ class Service:
             rankings = {pool: rank(part, req if req.items is not None else dataclasses.replace(req, pools=[pool]), now)
                         for pool in pools}
         return adapter.recommended(body, req, rankings, self.next_trace_id())
+
+    def _apply_report(self, adapter, kind: str, body: dict, key: tuple, now: int) -> None:
+        part = self.store.partition(key)
+        if kind == "item":
+            for item in adapter.items(body, now):
+                part.upsert(item)
+        else:
+            for action, counter in adapter.actions(body, now):
+                part.add(action, counter)
+
+    def _restore(self) -> None:
+        """Rebuild the store from the state file, then put scenarios back in their saved states."""
+        with self.store.lock:
+            for key, dialect, kind, received, raw in self.state.reports():
+                self._apply_report(DIALECTS[dialect], kind, json.loads(raw), key, int(received))
+        self.scenarios.restore_states(self.state.states())
 
     def next_trace_id(self) -> str:
         """Unique per request, and the same sequence for the same seed (18 digits, like the document's)."""
@@ -233,6 +252,8 @@ class Service:
             self.scenarios.unload()
         self.store.reset()
         self.journal.clear()
+        if self.state is not None:
+            self.state.clear()
         self.scenarios.reset_states()
         self.scenarios.apply_fixtures()
 

@@ -182,6 +182,13 @@ class ScenarioEngine:
             for s in self._scenarios.values():
                 s.restart()
 
+    def restore_states(self, states: dict) -> None:
+        """Put loaded scenarios back in saved states (``--state`` keeps them across restarts)."""
+        with self._lock:
+            for name, state in states.items():
+                if name in self._scenarios:
+                    self._scenarios[name].state = state
+
     def apply_fixtures(self) -> None:
         with self._lock:
             for s in self._scenarios.values():
