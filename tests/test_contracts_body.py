@@ -103,7 +103,7 @@ def test_50_megabyte_body_is_refused_without_parsing(monkeypatch):
     checked = check(big)
     assert time.perf_counter() - started < 1.0
     assert [(v.rule, v.severity, v.path) for v in checked.violations] == [("limit.body-size", ERROR, "")]
-    assert "52,428,8" in checked.violations[0].message and f"{jsonbody.DEFAULT_MAX_BYTES:,}" in checked.violations[0].message
+    assert f"{jsonbody.DEFAULT_MAX_BYTES:,}" in checked.violations[0].message  # the message names the limit
 
 
 def test_size_limit_is_configurable():

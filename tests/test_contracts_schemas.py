@@ -158,7 +158,7 @@ def test_missing_required_field_strict(example, dialect, kind, parts, lenient_op
     assert len(after) == len(before) + 1
 
 
-# -- enums and documented bounds -------------------------------------------------------------------------
+# -- enums, documented bounds and lenient forgiveness -------------------------------------------------------------------------
 
 GEO_CRE = {"latitude": "22.558220", "longitude": "114.084778"}
 GEO_DM = {"latitude": 22.55822, "longitude": 114.084778}
@@ -230,6 +230,16 @@ BOUND_CASES = [
     ("dm.item", ("expire_time",), 1386917763000, (WARNING, "timestamp-milliseconds"), (ERROR, "schema.maximum"), ["9999999999"]),
     ("dm.item", ("expire_time",), 1386917763, OK, OK, []),
     ("cre.action", ("data", 0, "oper_time"), "148320000", E_PATTERN, E_PATTERN, ["10-digit"]),
+    # the other documented forgiveness of lenient mode, each an error in strict mode
+    ("cre.item", ("data", 0, "tags"), "男装;休闲裤", (WARNING, "tags-string"), (ERROR, "schema.type"), ["an object"]),
+    ("cre.action", ("data", 0, "extend"), [{"k": "v"}], (WARNING, "extend-array"), (ERROR, "schema.type"), ["an object"]),
+    ("dm.action", ("MD5",), "anything", (WARNING, "md5-shape"), E_PATTERN, ["32 hexadecimal digits"]),
+    ("cre.query", ("request_num",), 500, (WARNING, "lenient.coerced-type"), (ERROR, "schema.type"), ["a string"]),
+    ("dm.recommend", ("request_num",), "50", (WARNING, "lenient.coerced-type"), (ERROR, "schema.type"), ["an integer"]),
+    ("dm.item", ("latitude",), 22.5, (WARNING, "lenient.unknown-field"), (ERROR, "schema.additionalProperties"), ["geo.latitude"]),
+    ("cre.item", ("data", 0, "lv2calss"), "二级", OK, OK, []),  # the table's spelling is accepted in strict mode too
+    ("cre.action", ("data", 0, "geo", "longtitude"), "114.084778", OK, OK, []),
+    ("cre.query", ("pool", "items"), ["1"], OK, OK, []),
 ]
 
 
@@ -285,3 +295,14 @@ def test_pattern_rejects_trailing_newline_in_strict_mode(example, name, parts, v
     _set(body, parts, value)
     found = validate(body, dialect, kind, strict=True)
     assert (pointer(parts), "schema.pattern") in {(v.path, v.rule) for v in errors(found)}, found
+
+
+@pytest.mark.parametrize("strict", [False, True], ids=["lenient", "strict"])
+def test_pool_items_require_item_type(example, strict):
+    body = example("cre.query")
+    del body["pool"]["item_type"]
+    found = errors(validate(body, "cre", "query", strict=strict))
+    assert [(v.path, v.rule) for v in found] == [("/pool/item_type", "schema.dependentRequired")]
+    assert "pool.items" in found[0].message
+    del body["pool"]["items"]  # no ids to rank: item_type is not needed
+    assert errors(validate(body, "cre", "query", strict=strict)) == []
