@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import struct
 import time
@@ -42,7 +43,10 @@ def create_app(config=None) -> Flask:
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
-        return {"error": exc.name, "status": exc.code, "message": exc.description}, exc.code
+        response = exc.get_response()  # keeps what Werkzeug set, such as Allow on a 405
+        response.set_data(json.dumps({"error": exc.name, "status": exc.code, "message": exc.description}))
+        response.content_type = "application/json"
+        return response
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):  # never an HTML page or a traceback to the client

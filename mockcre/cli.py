@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from mockcre import __version__
+from mockcre.contracts.jsonbody import DEFAULT_MAX_BYTES
 from mockcre.domain import DIALECTS, REQUEST_KINDS, RESPONSE_KINDS
 from mockcre.scenarios import ScenarioError
 
@@ -31,7 +32,7 @@ def _serve(args) -> int:
         return 2
     config = {"strict": args.strict, "seed": args.seed, "accounts": args.account, "journal_file": args.journal,
               "admin_token": args.admin_token, "scenarios": [_scenario_path(s) for s in args.scenario], "watch": args.watch,
-              "state_file": args.state}
+              "state_file": args.state, "max_body_bytes": args.max_body_bytes}
     try:
         return serve(args.host, args.port, config)
     except ScenarioError as exc:
@@ -130,6 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="cre:TOKEN or dm:BID=TOKEN (repeatable); with any account, tokens and MD5 signatures are checked")
     p.add_argument("--journal", metavar="FILE", help="also append every journal entry to FILE as a JSON line")
     p.add_argument("--state", metavar="FILE", help="keep every accepted report in this SQLite file across restarts")
+    p.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BYTES, metavar="N",
+                   help=f"refuse larger request bodies with a -1 envelope (default {DEFAULT_MAX_BYTES:,})")
     p.add_argument("--admin-token", metavar="T", help="require Authorization: Bearer T on /__admin (needed off loopback)")
     p.set_defaults(func=_serve)
 

@@ -62,6 +62,10 @@ def app_from_env():
 
     if PARENT_ENV in os.environ:
         _die_with_parent(int(os.environ[PARENT_ENV]))
+        # Ctrl-C signals the terminal's whole process group, and granian's worker and supervisor then
+        # race to shut down (it hung in about 1 start of 3). In a group of its own the worker is only
+        # ever stopped by the supervisor, as when the parent alone is signalled.
+        os.setpgid(0, 0)
     config = json.loads(os.environ[CONFIG_ENV])
     if _prebuilt is None:
         return create_app(config)

@@ -83,6 +83,7 @@ class Service:
 
     def handle(self, endpoint: str, raw: bytes, headers=(), host: str = "") -> Reply:
         """Answer one POST to ``endpoint`` (a name from domain.ENDPOINTS, or ``dm.root`` for ``POST /``)."""
+        headers = list(headers)  # read twice below; callers may pass a one-shot iterator
         ex = Exchange(endpoint, masked_headers(headers), time.perf_counter())
         try:
             reply = self._answer(ex, raw, dict((k.lower(), v) for k, v in headers), host)

@@ -154,7 +154,7 @@ def test_body_over_configured_limit(serve):
     raw = json.dumps(body).encode()
     assert 50_000 <= len(raw) < 51_000
     reply = assert_envelope(client.post("/upload", data=raw, headers=JSON), "cre")
-    assert "the limit is 10,000 bytes" in reply["message"]
+    assert "exceeds the limit of 10,000 bytes" in reply["message"]
     assert client.cre_query()["rec"] == {"0": []}  # nothing stored
     small = cre_upload("1", [cre_item("small")])
     assert client.call("/upload", small)["code"] == "0"  # under the limit: fine
@@ -165,7 +165,7 @@ def test_gzip_bomb_is_refused_by_the_limit(serve):
     raw = gzip.compress(b'{"a": "' + b"0" * 5_000_000 + b'"}')
     assert len(raw) < 10_000
     reply = assert_envelope(client.post("/dm/data", data=raw, headers={**JSON, "Content-Encoding": "gzip"}), "dm")
-    assert "the limit is 10,000 bytes" in reply["msg"]
+    assert "exceeds the limit of 10,000 bytes" in reply["msg"]
 
 
 def test_default_limit_refuses_50_mb_quickly(shared: Client):
@@ -174,7 +174,7 @@ def test_default_limit_refuses_50_mb_quickly(shared: Client):
     resp = shared.post("/dm/data", data=raw, headers=JSON)
     elapsed = time.monotonic() - started
     reply = assert_envelope(resp, "dm")
-    assert "the limit is 8,388,608 bytes" in reply["msg"]
+    assert "exceeds the limit of 8,388,608 bytes" in reply["msg"]
     assert elapsed < 5, elapsed
 
 

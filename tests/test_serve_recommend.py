@@ -334,21 +334,21 @@ def test_dm_service_type_3_personalised_and_cold_start(engaged: Client):
 
 
 def test_dm_pcvr_follows_documented_formula(client: Client):
-    """README: 2 pCVR = (conversions+1)/(clicks+1) (algid 12).
+    """README: 2 pCVR = (conversions+1)/(clicks+2) (algid 12).
 
-    p: no clicks, no conversions       (0+1)/(0+1) = 1
-    q: 3 clicks, 2 conversions         (2+1)/(3+1) = 0.75
-    so p ranks above q (popularity alone would put q first).
+    p: no clicks, no conversions       (0+1)/(0+2) = 0.5
+    r: 4 clicks, no conversion         (0+1)/(4+2) = 0.17
+    so p ranks above r (popularity alone would put r first).
     """
     client.dm_item("p")
-    client.dm_item("q")
-    for k in range(3):
-        client.dm_action(f"clicker{k}", 2, ["q"])
-    for k in range(2):
-        client.dm_action(f"clicker{k}", 3, ["q"])
+    client.dm_item("r")
+    for k in range(4):
+        client.dm_action(f"clicker{k}", 2, ["r"])
     reply = client.dm_recommend(uid="someone", service_type=2)
     assert reply["algid"] == 12
-    assert [e["item"] for e in reply["data"]] == ["p", "q"]
+    assert [e["item"] for e in reply["data"]] == ["p", "r"]
+    popular = client.dm_recommend(uid="someone", service_type=1)
+    assert [e["item"] for e in popular["data"]] == ["r", "p"]
 
 
 # -- empty results ---------------------------------------------------------------------------

@@ -36,7 +36,8 @@ def parse(raw: bytes | str, max_bytes: int = DEFAULT_MAX_BYTES):
     """Parse a request body. Returns ``(body, violations)``; body is None when it cannot be read."""
     if isinstance(raw, (bytes, bytearray)):
         if len(raw) > max_bytes:
-            return None, [Violation("", f"body is {len(raw):,} bytes; the limit is {max_bytes:,} bytes", ERROR, "limit.body-size")]
+            return None, [Violation("", f"body exceeds the limit of {max_bytes:,} bytes (mockcre serve "
+                                    "--max-body-bytes)", ERROR, "limit.body-size")]
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
