@@ -1,14 +1,112 @@
-"""``/__admin``: look inside the running fake and steer it (health, journal, reset, state)."""
+"""``/__admin``: look inside the running fake and steer it.
+
+health, journal (GET with filters, DELETE), reset, scenarios (GET / POST / DELETE) and state
+(paginated), JSON throughout. When the app's ``admin_token`` is set, every call needs
+``Authorization: Bearer <token>`` (compared in constant time) and gets 401 otherwise; ``mockcre
+serve`` refuses a non-loopback ``--host`` without one.
+"""
 
 from __future__ import annotations
+
+import hmac
+import json
+from datetime import datetime, timezone
 
 from flask import Blueprint, current_app, request
 
 blueprint = Blueprint("admin", __name__)
+ADMIN_PREFIX = "/__admin"
+
+STATE_LIMIT = 100  # default page of /__admin/state
+STATE_MAX_LIMIT = 1_000
+USER_ACTIONS = 20  # newest actions shown per user
+
+
+class BadRequest(Exception):
+    """A query parameter that cannot be read: answered 400 with the message."""
 
 
 def _service():
     return current_app.extensions["mockcre"]
+
+
+def _json_error(status: int, error: str, message: str, **extra):
+    return {"error": error, "status": status, "message": message, **extra}, status
+
+
+@blueprint.errorhandler(BadRequest)
+def _bad_request(exc: BadRequest):
+    return _json_error(400, "Bad Request", str(exc))
+
+
+@blueprint.before_app_request
+def _require_token():
+    """Every path under /__admin (this blueprint, the dashboard, and unknown paths alike)."""
+    if not (request.path == ADMIN_PREFIX or request.path.startswith(ADMIN_PREFIX + "/")):
+        return None
+    token = _service().config.admin_token
+    if not token:
+        return None
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode("utf-8"), token.encode("utf-8")):
+        return None
+    body, status = _json_error(401, "Unauthorized", "the admin API needs the header Authorization: Bearer <admin token> "
+                                                    "(mockcre serve --admin-token)")
+    return body, status, {"WWW-Authenticate": 'Bearer realm="mockcre admin"'}
+
+
+# -- query parameters --------------------------------------------------------------------------
+
+
+def _flag(name: str) -> bool | None:
+    value = request.args.get(name)
+    if value is None:
+        return None
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on", ""):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise BadRequest(f"?{name}={value}: expected 1/true/yes or 0/false/no")
+
+
+def _int(name: str, default: int | None, low: int = 0, high: int | None = None) -> int | None:
+    value = request.args.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise BadRequest(f"?{name}={value}: expected an integer") from None
+    if number < low or (high is not None and number > high):
+        raise BadRequest(f"?{name}={value}: expected {low}..{high}" if high is not None else f"?{name}={value}: expected >= {low}")
+    return number
+
+
+def parse_time(value: str) -> float:
+    """Epoch seconds, or ISO 8601 (``2024-05-01T12:00:00Z``; without a zone: UTC)."""
+    text = value.strip()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise BadRequest(f"{value!r}: expected epoch seconds or an ISO 8601 time such as 2024-05-01T12:00:00Z") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.timestamp()
+
+
+def _time(name: str) -> float | None:
+    value = request.args.get(name)
+    return None if value is None or value == "" else parse_time(value)
+
+
+# -- health and journal ------------------------------------------------------------------------
 
 
 @blueprint.get("/health")
@@ -18,12 +116,24 @@ def health():
 
 @blueprint.get("/journal")
 def journal():
-    flag = request.args.get("has_violations")
-    entries = _service().journal.entries(
-        endpoint=request.args.get("endpoint"),
-        has_violations=None if flag is None else flag.lower() in ("1", "true", "yes"),
+    """Entries, newest last. Filters: endpoint (repeatable or comma-separated), dialect, kind, user,
+    item, has_violations, has_errors, since, until (epoch seconds or ISO 8601), after_seq, limit."""
+    journal = _service().journal
+    endpoints = [name for value in request.args.getlist("endpoint") for name in value.split(",") if name]
+    entries = journal.query(
+        endpoints or None,
+        dialect=request.args.get("dialect") or None,
+        kind=request.args.get("kind") or None,
+        user=request.args.get("user"),
+        item=request.args.get("item"),
+        has_violations=_flag("has_violations"),
+        has_errors=_flag("has_errors"),
+        since=_time("since"),
+        until=_time("until"),
+        after_seq=_int("after_seq", None),
+        limit=_int("limit", None),
     )
-    return {"count": len(entries), "entries": entries}
+    return {"count": len(entries), **{k: v for k, v in journal.stats().items() if k != "file"}, "entries": entries}
 
 
 @blueprint.delete("/journal")
@@ -32,26 +142,192 @@ def clear_journal():
     return {"status": "ok"}
 
 
+# -- reset and scenarios -----------------------------------------------------------------------
+
+
 @blueprint.post("/reset")
 def reset():
-    _service().reset()
+    """Empty store and journal, reset scenario states; ``?scenarios=1`` also unloads every scenario."""
+    service = _service()
+    if _flag("scenarios"):
+        service.reset(scenarios=True)
+    else:
+        service.reset()
     return {"status": "ok"}
+
+
+@blueprint.get("/scenarios")
+def scenarios():
+    return {"scenarios": _service().scenarios.describe()}
+
+
+@blueprint.post("/scenarios")
+def load_scenario():
+    """Load one scenario from a YAML or JSON body: 201 with its name, 400 with the problems."""
+    from mockcre.scenarios import ScenarioError
+
+    raw = request.get_data(cache=False)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return _json_error(400, "Bad Request", "the scenario body is not UTF-8 text",
+                           problems=[f"byte {exc.start}: not UTF-8"])
+    if not text.strip():
+        return _json_error(400, "Bad Request", "send a scenario as the body (YAML or JSON)",
+                           problems=["the body is empty"])
+    try:
+        source = _parse_scenario(text)
+    except ValueError as exc:
+        return _json_error(400, "Bad Request", "the body is not a scenario in JSON or YAML", problems=[str(exc)])
+    if "\n" in text:  # multi-line text is never taken for a path: the loader then reports lines and columns
+        source = text
+    try:
+        name = _service().scenarios.load(source)
+    except ScenarioError as exc:
+        return _json_error(400, "Bad Request", "invalid scenario", problems=list(exc.problems))
+    return {"status": "loaded", "name": name}, 201
+
+
+def _parse_scenario(text: str) -> dict:
+    """The body as a mapping (JSON first, then YAML).
+
+    Parsing here, rather than handing text to the loader, keeps a one-line body from ever being
+    taken for a file name on the server's disk."""
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        import yaml
+
+        try:
+            parsed = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+            raise ValueError(f"{where}{getattr(exc, 'problem', None) or exc}") from None
+    if not isinstance(parsed, dict):
+        kind = "a list" if isinstance(parsed, list) else "a scalar"
+        raise ValueError(f"a scenario is a mapping with at least a name (name: ..., rules: [...]); got {kind}")
+    return parsed
+
+
+@blueprint.delete("/scenarios")
+def unload_scenarios():
+    """``?name=N`` unloads one scenario (404 when none has that name); without it, all of them."""
+    service = _service()
+    name = request.args.get("name")
+    if name:
+        known = {s.get("name") for s in service.scenarios.describe()}
+        if name not in known:
+            return _json_error(404, "Not Found", f"no scenario named {name!r} is loaded",
+                               loaded=sorted(n for n in known if n))
+        service.scenarios.unload(name)
+        return {"status": "ok", "unloaded": [name]}
+    names = [s.get("name") for s in service.scenarios.describe()]
+    service.scenarios.unload()
+    return {"status": "ok", "unloaded": names}
+
+
+# -- state -------------------------------------------------------------------------------------
 
 
 @blueprint.get("/state")
 def state():
-    service = _service()
+    """Items grouped by pool and users with their actions, per partition; one page of each list.
+
+    ``?limit`` (default 100, at most 1000) and ``?offset`` window every list alike (items, each
+    pool's members, users); ``next_offset`` is set while any list has more. Filters: ``partition``
+    (``cre:prod``, ``cre:test``, ``dm:<bid>``), ``pool``, ``user``, ``item``; ``actions`` is how
+    many of each user's newest actions to show (default 20)."""
+    partition = request.args.get("partition")
+    key = tuple(partition.split(":", 1)) if partition else None
+    if key is not None and len(key) != 2:
+        raise BadRequest(f"?partition={partition}: expected DIALECT:NAME, e.g. cre:prod or dm:BID")
+    return snapshot(
+        _service(),
+        partition=key,
+        pool=request.args.get("pool") or None,
+        user=request.args.get("user") or None,
+        item=request.args.get("item") or None,
+        limit=_int("limit", STATE_LIMIT, low=1, high=STATE_MAX_LIMIT),
+        offset=_int("offset", 0),
+        actions=_int("actions", USER_ACTIONS),
+    )
+
+
+def snapshot(service, *, partition: tuple | None = None, pool: str | None = None, user: str | None = None,
+             item: str | None = None, limit: int | None = STATE_LIMIT, offset: int = 0,
+             actions: int | None = USER_ACTIONS) -> dict:
+    """The store as JSON-ready data (``limit=None``: everything; ``actions=None``: every action)."""
     now = service.config.clock()
+    stop = None if limit is None else offset + limit
+    more = False
+
+    def window(ids):
+        nonlocal more
+        ids = sorted(ids)
+        if stop is not None and len(ids) > stop:
+            more = True
+        return ids[offset:stop]
+
+    out = []
     with service.store.lock:
-        partitions = []
         for key, part in service.store.partitions.items():
-            partitions.append({
+            if partition is not None and tuple(key) != partition:
+                continue
+            pool_names = [p for p in part.pool_names() if pool is None or p == pool]
+            candidates = set(part.pool_members(pool)) if pool is not None else set(part.items)
+            if item is not None:
+                candidates &= {item}
+            page_items = window(candidates)
+            pools = {}
+            for name in pool_names:
+                members = set(part.pool_members(name))
+                if item is not None:
+                    members &= {item}
+                pools[name] = {"size": len(part.pool_members(name)), "items": window(members)}
+            uids = set(part.users) if user is None else ({user} & set(part.users))
+            page_users = window(uids)
+            out.append({
                 "partition": list(key),
-                "pools": {pool: sorted(part.pool_members(pool)) for pool in part.pool_names()},
-                "items": {item_id: {"on_shelf": item.on_shelf, "expired": not now < item.expire_time,
-                                    "expire_time": item.expire_time, "reports": item.reports, "record": item.record}
-                          for item_id, item in part.items.items()},
-                "users": {uid: {"actions": user.actions, "items": dict(user.item_weights)} for uid, user in part.users.items()},
-                "actions": len(part.actions),
+                "totals": {"items": len(part.items), "users": len(part.users), "actions": len(part.actions),
+                           "pools": len(part.pool_names())},
+                "pools": pools,
+                "items": {item_id: _item(part, part.items[item_id], now) for item_id in page_items},
+                "users": _users(part, page_users, actions),
             })
-    return {"partitions": partitions}
+    return {"partitions": out, "offset": offset, "limit": limit,
+            "next_offset": stop if more else None}
+
+
+def _item(part, item, now) -> dict:
+    return {
+        "pools": ["0", *item.pools],
+        "on_shelf": item.on_shelf,
+        "expired": not now < item.expire_time,
+        "item_time": item.item_time,
+        "expire_time": item.expire_time,
+        "reports": item.reports,
+        "popularity": part.popularity.get(item.item_id, 0.0),
+        "record": item.record,
+    }
+
+
+def _users(part, uids: list, keep: int | None) -> dict:
+    wanted = set(uids)
+    history = {uid: [] for uid in uids}
+    if wanted:
+        for action in part.actions:
+            if action.uid in wanted:
+                history[action.uid].append(action)
+    out = {}
+    for uid in uids:
+        user = part.users[uid]
+        recent = history[uid] if keep is None else history[uid][-keep:] if keep else []
+        out[uid] = {
+            "action_count": user.actions,
+            "items": dict(user.item_weights),
+            "purchased": sorted(i for i, n in user.purchased.items() if n > 0),
+            "actions": [{"item_id": a.item_id, "action": a.action, "time": a.time, "trace_id": a.trace_id,
+                         "scene": a.scene, "position": a.position} for a in recent],
+        }
+    return out

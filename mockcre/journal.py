@@ -1,14 +1,39 @@
-"""What was received, what was answered, and what was wrong with it: a bounded ring buffer."""
+"""What was received, what was answered, and what was wrong with it: a bounded ring buffer.
+
+Every request the service answers becomes one entry (built by ``Service._record``)::
+
+    {"seq": 7, "time": 1700000000.123, "endpoint": "cre.upload", "dialect": "cre", "kind": "item",
+     "partition": ["cre", "prod"], "headers": {...}, "body": {...}, "violations": [...],
+     "scenario": [...], "reply": {...}, "latency_ms": 0.4, "users": [...], "items": [...]}
+
+``seq`` numbers entries from 1 for the life of the journal (clearing does not restart them), so a
+client can tell what it has already seen. ``users`` and ``items`` are derived here from the body,
+for the filters: cre ``user_id`` / ``data[*].uid`` and ``data[*].item_id``,
+``data[*].item_action[*].item_id``, ``pool.items``; dm ``uid``, ``item_id`` split on ``;`` and
+``cid``. Secrets (``token``, ``MD5``, ``Authorization``…) are masked before an entry is made.
+
+The buffer holds at most ``size`` entries (and ``max_bytes`` of them as JSON): the oldest drop
+off, so memory stays flat however long the server runs. With a ``path`` every entry is also
+appended to that file as one JSON line (the file is the complete record, the buffer the recent
+past).
+"""
 
 from __future__ import annotations
 
 import itertools
 import json
+import logging
 import threading
 from collections import deque
+from collections.abc import Iterable
 
+log = logging.getLogger("mockcre")
+
+DEFAULT_SIZE = 10_000
+DEFAULT_MAX_BYTES = 32 * 1024 * 1024  # of entries as JSON text; in memory they take about 4 times that
 SECRET_FIELDS = ("token", "MD5")
 SECRET_HEADERS = {"authorization", "cookie", "x-api-key", "proxy-authorization"}
+MAX_IDS = 1_000  # users/items kept per entry for the filters (a cre batch holds at most a few hundred)
 
 
 def mask(value) -> str:
@@ -27,38 +52,190 @@ def masked_headers(headers) -> dict:
     return {k: mask(v) if k.lower() in SECRET_HEADERS else v for k, v in headers}
 
 
+# -- users and items of a body -----------------------------------------------------------------
+
+
+def _ids(value, sep: str | None = None) -> list[str]:
+    """Scalar ids as strings; ``sep`` splits a joined string (dm ``item_id`` "a;b;c")."""
+    if value is None or isinstance(value, (dict, list, bool)):
+        return []
+    text = str(value)
+    parts = text.split(sep) if sep else [text]
+    return [p.strip() for p in parts if p.strip()]
+
+
+def _records(body) -> list[dict]:
+    data = body.get("data") if isinstance(body, dict) else None
+    return [r for r in data if isinstance(r, dict)] if isinstance(data, list) else []
+
+
+def _unique(values: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(values))[:MAX_IDS]
+
+
+def body_users(body, dialect: str | None = None) -> list[str]:
+    """The user ids a request body is about (empty when none or unreadable)."""
+    if not isinstance(body, dict):
+        return []
+    found = []
+    if dialect in (None, "cre"):
+        found += _ids(body.get("user_id"))
+        for record in _records(body):
+            found += _ids(record.get("uid"))
+    if dialect in (None, "dm"):
+        found += _ids(body.get("uid"))
+    return _unique(found)
+
+
+def body_items(body, dialect: str | None = None) -> list[str]:
+    """The item ids a request body names: reported, acted on, asked to rank or the current item."""
+    if not isinstance(body, dict):
+        return []
+    found = []
+    if dialect in (None, "cre"):
+        for record in _records(body):
+            found += _ids(record.get("item_id"))
+            actions = record.get("item_action")
+            if isinstance(actions, list):
+                for entry in actions:
+                    if isinstance(entry, dict):
+                        found += _ids(entry.get("item_id"))
+        pool = body.get("pool")
+        if isinstance(pool, dict) and isinstance(pool.get("items"), list):
+            for item_id in pool["items"]:
+                found += _ids(item_id)
+    if dialect in (None, "dm"):
+        found += _ids(body.get("item_id"), ";")
+        found += _ids(body.get("cid"))
+    return _unique(found)
+
+
+def has_errors(entry: dict) -> bool:
+    return any(v.get("severity") == "error" for v in entry.get("violations") or ())
+
+
+# -- the journal -------------------------------------------------------------------------------
+
+
 class Journal:
-    def __init__(self, size: int = 10_000, path: str | None = None):
-        self._entries: deque = deque(maxlen=size)
+    """At most ``size`` entries and ``max_bytes`` of them as JSON text, whichever binds first.
+
+    The byte budget keeps a stream of large batches (a cre upload may carry hundreds of records)
+    from multiplying the count bound into gigabytes; the newest entry is always kept."""
+
+    def __init__(self, size: int = DEFAULT_SIZE, path: str | None = None, max_bytes: int = DEFAULT_MAX_BYTES):
+        size = int(size)
+        if size < 1:
+            raise ValueError(f"journal size must be at least 1; got {size}")
+        self.size = size
+        self.max_bytes = int(max_bytes)
+        self.path = path
+        self._entries: deque = deque()
+        self._weights: deque = deque()  # JSON length of each kept entry
+        self._bytes = 0
         self._seq = itertools.count(1)
         self._lock = threading.Lock()
+        self.recorded = 0  # entries ever recorded, dropped ones included
         self._file = open(path, "a", encoding="utf-8") if path else None
+        self._file_failed = False
 
     def record(self, entry: dict) -> dict:
+        """Number ``entry``, derive its users and items, keep it (dropping the oldest when full), log it."""
+        dialect = entry.get("dialect")
+        body = entry.get("body")
+        entry = {**entry, "users": body_users(body, dialect), "items": body_items(body, dialect)}
+        text = json.dumps(entry, ensure_ascii=False, default=str)  # its weight, and the file line
         with self._lock:
-            entry["seq"] = next(self._seq)
+            seq = next(self._seq)
+            entry = {"seq": seq, **entry}
             self._entries.append(entry)
+            self._weights.append(len(text))
+            self._bytes += len(text)
+            while len(self._entries) > 1 and (len(self._entries) > self.size or self._bytes > self.max_bytes):
+                self._entries.popleft()
+                self._bytes -= self._weights.popleft()
+            self.recorded += 1
             if self._file is not None:
-                self._file.write(json.dumps(entry, ensure_ascii=False, default=str) + "\n")
-                self._file.flush()
+                self._write(f'{{"seq": {seq}, {text[1:]}' if len(text) > 2 else f'{{"seq": {seq}}}')
         return entry
 
-    def entries(self, endpoint: str | None = None, has_violations: bool | None = None) -> list[dict]:
+    def _write(self, line: str) -> None:
+        try:
+            self._file.write(line + "\n")
+            self._file.flush()
+        except (OSError, ValueError) as exc:  # a full disk must not fail the request being answered
+            if not self._file_failed:
+                self._file_failed = True
+                log.error("mockcre: cannot append to the journal file %s: %s", self.path, exc)
+
+    def query(self, endpoint=None, *, dialect: str | None = None, kind: str | None = None,
+              user: str | None = None, item: str | None = None, has_violations: bool | None = None,
+              has_errors: bool | None = None, since: float | None = None, until: float | None = None,
+              after_seq: int | None = None, limit: int | None = None) -> list[dict]:
+        """Entries matching every given filter, oldest first.
+
+        ``endpoint`` is one name (``cre.query``) or several; ``since``/``until`` are epoch seconds
+        (inclusive); ``after_seq`` keeps entries newer than a seq already seen; ``limit`` keeps
+        the newest N of the matches.
+        """
         with self._lock:
             found = list(self._entries)
+        if after_seq is not None:
+            found = [e for e in found if e["seq"] > after_seq]
         if endpoint:
-            found = [e for e in found if e["endpoint"] == endpoint]
+            names = {endpoint} if isinstance(endpoint, str) else set(endpoint)
+            found = [e for e in found if e.get("endpoint") in names]
+        if dialect:
+            found = [e for e in found if e.get("dialect") == dialect]
+        if kind:
+            found = [e for e in found if e.get("kind") == kind]
+        if user is not None:
+            found = [e for e in found if str(user) in e.get("users", ())]
+        if item is not None:
+            found = [e for e in found if str(item) in e.get("items", ())]
         if has_violations is not None:
-            found = [e for e in found if bool(e["violations"]) == has_violations]
+            found = [e for e in found if bool(e.get("violations")) == has_violations]
+        if has_errors is not None:
+            found = [e for e in found if _has_errors(e) == has_errors]
+        if since is not None:
+            found = [e for e in found if e.get("time", 0) >= since]
+        if until is not None:
+            found = [e for e in found if e.get("time", 0) <= until]
+        if limit is not None:
+            found = found[-limit:] if limit > 0 else []
         return found
+
+    def entries(self, endpoint=None, has_violations: bool | None = None, **filters) -> list[dict]:
+        """Same as :meth:`query` (the older name)."""
+        return self.query(endpoint, has_violations=has_violations, **filters)
+
+    @property
+    def last_seq(self) -> int:
+        """seq of the newest entry ever recorded (0 before the first)."""
+        return self.recorded  # seq counts from 1 and never restarts
+
+    def stats(self) -> dict:
+        with self._lock:
+            kept = len(self._entries)
+            oldest = self._entries[0]["seq"] if self._entries else None
+            held = self._bytes
+        return {"size": self.size, "kept": kept, "recorded": self.recorded, "oldest_seq": oldest,
+                "bytes": held, "max_bytes": self.max_bytes, "file": self.path}
 
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+            self._weights.clear()
+            self._bytes = 0
 
     def __len__(self) -> int:
         return len(self._entries)
 
     def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
+        with self._lock:
+            if self._file is not None:
+                self._file.close()
+                self._file = None
+
+
+_has_errors = has_errors
