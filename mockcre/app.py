@@ -89,7 +89,8 @@ def _break_connection(reply: Reply) -> Response:
         raise ConnectionAbortedError(f"mockcre scenario fault: {reply.fault}")
         yield b""  # a generator, so the error comes while the body is sent
 
-    return Response(aborted(), 200, [("Content-Type", "application/json")])
+    # A declared length the body never delivers: granian would otherwise end an empty chunked body cleanly.
+    return Response(aborted(), 200, [("Content-Type", "application/json"), ("Content-Length", "64")])
 
 
 def service_of(app: Flask) -> Service:

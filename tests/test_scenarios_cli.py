@@ -255,8 +255,10 @@ def test_serve_fault_reset_is_an_exception_for_requests(faulty):
 
 
 def test_serve_fault_timeout_then_closes_without_an_answer(faulty):
+    # granian cannot drop a connection before its status line: the client sees the body cut off
+    # (an incomplete read) rather than a bare reset; either way it is an error, never an answer.
     started = time.monotonic()
-    with pytest.raises(requests.exceptions.ConnectionError):
+    with pytest.raises(requests.exceptions.RequestException):
         resp = requests.post(faulty.url + "/dm/service", json=dm_recommend(uid="hang"), timeout=5)
         pytest.fail(f"a timeout fault answered HTTP {resp.status_code} {resp.content[:200]!r} after "
                     f"{time.monotonic() - started:.2f} s")

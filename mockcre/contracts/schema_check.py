@@ -17,10 +17,10 @@ from __future__ import annotations
 import difflib
 import json
 import math
-from functools import cache
+import re
+from functools import cache, lru_cache
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import best_match
+from jsonschema import Draft202012Validator, ValidationError, validators
 from referencing import Registry, Resource
 
 from mockcre.resources import load_schema, schema_names
@@ -33,6 +33,20 @@ _TYPE_NAMES = {"string": "a string", "integer": "an integer", "number": "a numbe
                "array": "an array", "boolean": "a boolean", "null": "null"}
 
 
+@lru_cache(maxsize=256)
+def _ecma(pattern: str):
+    """JSON Schema patterns are ECMA-262: ``$`` is the very end, where Python's also allows a final newline."""
+    return re.compile(re.sub(r"(?<!\\)\$", r"\\Z", pattern))
+
+
+def _pattern(validator, pattern, instance, schema):
+    if validator.is_type(instance, "string") and not _ecma(pattern).search(instance):
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+Validator = validators.extend(Draft202012Validator, {"pattern": _pattern})
+
+
 @cache
 def registry() -> Registry:
     resources = [(s["$id"], Resource.from_contents(s)) for s in map(load_schema, schema_names())]
@@ -40,9 +54,9 @@ def registry() -> Registry:
 
 
 @cache
-def compiled(name: str) -> Draft202012Validator:
+def compiled(name: str):
     """The validator of ``schemas/<name>.schema.json``, built once per process."""
-    return Draft202012Validator(load_schema(name), registry=registry())
+    return Validator(load_schema(name), registry=registry())
 
 
 def _holds(schema: dict, value) -> bool:
@@ -54,14 +68,36 @@ def schema_violations(name: str, body, strict: bool) -> list[Violation]:
     if validator.is_valid(body):
         return []
     groups: dict[tuple, list] = {}
-    for err in validator.iter_errors(body):
-        while err.validator in ("oneOf", "anyOf") and err.context:  # explain the branch that came closest
-            err = best_match(err.context)
+    for err in _closest(validator.iter_errors(body)):
         groups.setdefault((tuple(err.absolute_path), id(err.schema)), []).append(err)
     out: list[Violation] = []
     for errs in groups.values():
         out.extend(_explain(errs, strict))
     return out
+
+
+def _closest(errors):
+    """Errors to explain, with each failed oneOf/anyOf replaced by the errors of the alternative that came closest.
+
+    The closest alternative is the one whose shape the value has: its errors lie deeper than the
+    value itself (a typo'd key in an object, a bad element of a list) rather than rejecting the
+    value's type outright; among those, the one with the fewest errors.
+    """
+    for err in errors:
+        if err.validator not in ("oneOf", "anyOf") or not err.context:
+            yield err
+            continue
+        branches: dict = {}
+        for sub in err.context:
+            branches.setdefault(sub.relative_schema_path[0], []).append(sub)
+        depth = len(err.absolute_path)
+
+        def distance(subs):
+            shallow = any(len(s.absolute_path) == depth and s.validator in ("type", "enum", "const", "required")
+                          for s in subs)
+            return (shallow, len(subs))
+
+        yield from _closest(min(branches.values(), key=distance))
 
 
 def _explain(errs, strict: bool) -> list[Violation]:

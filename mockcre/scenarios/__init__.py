@@ -12,6 +12,6 @@ def lint_files(paths, now: float) -> list[Problem]:
     for path in paths:
         try:
             problems += lint(read(str(path)), now)
-        except ScenarioError as exc:
-            problems += [Problem(str(path), 0, 0, p) for p in exc.problems]
+        except ScenarioError as exc:  # unreadable or not YAML: already placed by file, line and column
+            problems += exc.items
     return problems

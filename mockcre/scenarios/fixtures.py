@@ -6,6 +6,8 @@ body each, as dm reports them. Violations come back with the fixture's own posit
 
 from __future__ import annotations
 
+import re
+
 from mockcre.contracts import ERROR, check
 from mockcre.dialects import DIALECTS
 
@@ -31,7 +33,8 @@ def prepare(fixtures: dict, now: float, strict: bool = False):
         dm = [(i, r) for i, r in enumerate(records) if isinstance(r, dict) and "bid" in r]
         if cre:
             body = {"version": "1", "data_type": str(_DATA_TYPE[single]), "token": "fixture", "data": [r for _, r in cre]}
-            found = _errors(body, "cre", single, now, strict, lambda p: _cre_path(p, kind, cre))
+            found = [(path, _renamed(message, kind, cre)) for path, message in
+                     _errors(body, "cre", single, now, strict, lambda p: _cre_path(p, kind, cre))]
             problems += found
             if not found:
                 batches.append(_batch(body, "cre", single, now, into or [_PARTITIONS["cre"], _PARTITIONS["cre_test"]]))
@@ -54,6 +57,11 @@ def _cre_path(pointer: str, kind: str, indexed) -> str:
     if len(parts) > 2 and parts[1] == "data" and parts[2].isdigit():
         return f"/{kind}/{indexed[int(parts[2])][0]}" + "".join("/" + p for p in parts[3:])
     return f"/{kind}"
+
+
+def _renamed(message: str, kind: str, indexed) -> str:
+    """``data[3].uid: …`` of the batch body back to ``items[<original index>].uid: …``."""
+    return re.sub(r"data\[(\d+)\]", lambda m: f"{kind}[{indexed[int(m.group(1))][0]}]", message)
 
 
 def _batch(body, dialect, kind, now, partitions):

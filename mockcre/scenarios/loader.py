@@ -36,7 +36,8 @@ class ScenarioError(ValueError):
     """A scenario that cannot be loaded; ``problems`` lists each as ``file:line:column: message``."""
 
     def __init__(self, problems):
-        self.problems = [str(p) for p in problems]
+        self.items = list(problems)  # Problem objects, for tools that want line and column
+        self.problems = [str(p) for p in self.items]
         super().__init__("; ".join(self.problems))
 
 
@@ -94,7 +95,8 @@ def check_source(src: Source, now: float):
     data = src.data
     if not isinstance(data, dict):
         return [Problem(src.label, 1, 1, "a scenario is a mapping with at least a name")], []
-    found: list[tuple[str, str]] = [(v.path, v.message) for v in schema_violations("scenario", data, strict=True)]
+    found: list[tuple[str, str]] = [(v.path, v.message.replace(" in the document's table", ""))
+                                    for v in schema_violations("scenario", data, strict=True)]
     found += _duplicate_keys(src.nodes)
     rules = data.get("rules") if isinstance(data.get("rules"), list) else []
     for i, rule in enumerate(rules):
