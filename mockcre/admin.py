@@ -12,10 +12,11 @@ import hmac
 import json
 from datetime import datetime, timezone
 
-from flask import Blueprint, current_app, request
+from flask import Blueprint, current_app, redirect, request
 
 blueprint = Blueprint("admin", __name__)
 ADMIN_PREFIX = "/__admin"
+COOKIE = "mockcre_admin"
 
 STATE_LIMIT = 100  # default page of /__admin/state
 STATE_MAX_LIMIT = 1_000
@@ -48,11 +49,22 @@ def _require_token():
     if not token:
         return None
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode("utf-8"), token.encode("utf-8")):
+    if scheme.lower() == "bearer" and _same(given.strip(), token):
         return None
+    if _same(request.cookies.get(COOKIE, ""), token):  # the dashboard in a browser
+        return None
+    if request.method == "GET" and _same(request.args.get("token", ""), token):
+        # A browser cannot send a Bearer header: /__admin/?token=T sets a cookie and drops T from the URL.
+        response = redirect(request.path)
+        response.set_cookie(COOKIE, token, httponly=True, samesite="Strict", path=ADMIN_PREFIX)
+        return response
     body, status = _json_error(401, "Unauthorized", "the admin API needs the header Authorization: Bearer <admin token> "
-                                                    "(mockcre serve --admin-token)")
+                                                    "(mockcre serve --admin-token); in a browser, open /__admin/?token=<admin token>")
     return body, status, {"WWW-Authenticate": 'Bearer realm="mockcre admin"'}
+
+
+def _same(given: str, token: str) -> bool:
+    return hmac.compare_digest(given.encode("utf-8"), token.encode("utf-8"))
 
 
 # -- query parameters --------------------------------------------------------------------------

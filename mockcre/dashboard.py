@@ -51,7 +51,7 @@ def journal_page():
     only_bad = request.args.get("violations") == "1"
     entries = service.journal.entries(endpoint=endpoint, has_violations=True if only_bad else None)
     if user:
-        entries = [e for e in entries if user in _users(e)]
+        entries = [e for e in entries if user in e.get("users", ())]
     entries = list(reversed(entries))[:PAGE]
     template = "_journal_rows.html" if request.args.get("partial") else "dashboard_journal.html"
     return render_template(template, entries=entries, endpoint=endpoint, user=user, only_bad=only_bad,
@@ -126,15 +126,6 @@ def _endpoints():
     from mockcre.domain import ENDPOINTS
 
     return ENDPOINTS
-
-
-def _users(entry) -> set:
-    body = entry.get("body") if isinstance(entry.get("body"), dict) else {}
-    found = {body.get("uid"), body.get("user_id")}
-    for record in body.get("data", []) if isinstance(body.get("data"), list) else []:
-        if isinstance(record, dict):
-            found.add(record.get("uid"))
-    return {str(u) for u in found if u}
 
 
 def _existing_pointer(body, pointer: str) -> str:
