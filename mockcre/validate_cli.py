@@ -36,7 +36,7 @@ class Result:
     @property
     def what(self) -> str:
         c = self.checked
-        return f"{c.dialect or '?'} {c.kind or '?'}"
+        return f"{c.dialect} {c.kind}" if c.dialect and c.kind else "unrecognised body"
 
 
 def read_bodies(path: str, stdin=None):
