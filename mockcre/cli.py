@@ -32,7 +32,8 @@ def _serve(args) -> int:
         return 2
     config = {"strict": args.strict, "seed": args.seed, "accounts": args.account, "journal_file": args.journal,
               "admin_token": args.admin_token, "scenarios": [_scenario_path(s) for s in args.scenario], "watch": args.watch,
-              "state_file": args.state, "max_body_bytes": args.max_body_bytes}
+              "state_file": args.state, "max_body_bytes": args.max_body_bytes,
+              "max_batch_records": args.max_batch_records, "journal_size": args.journal_size}
     try:
         return serve(args.host, args.port, config)
     except ScenarioError as exc:
@@ -133,6 +134,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--state", metavar="FILE", help="keep every accepted report in this SQLite file across restarts")
     p.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BYTES, metavar="N",
                    help=f"refuse larger request bodies with a -1 envelope (default {DEFAULT_MAX_BYTES:,})")
+    p.add_argument("--max-batch-records", type=int, default=10_000, metavar="N",
+                   help="refuse cre uploads with more records in data[] (default 10,000)")
+    p.add_argument("--journal-size", type=int, default=10_000, metavar="N",
+                   help="journal entries kept in memory, oldest dropped first (default 10,000)")
     p.add_argument("--admin-token", metavar="T", help="require Authorization: Bearer T on /__admin (needed off loopback)")
     p.set_defaults(func=_serve)
 

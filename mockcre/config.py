@@ -16,6 +16,7 @@ class Config:
     seed: int = 0  # makes trace ids and every scenario choice reproducible
     accounts: Accounts = field(default_factory=Accounts)  # empty: any token or MD5 passes
     max_body_bytes: int = DEFAULT_MAX_BYTES
+    max_batch_records: int = 10_000  # records in one cre upload (data[]): a 1,000-record batch is the documented use
     journal_size: int = 10_000  # entries kept in memory (oldest dropped)
     journal_file: str | None = None  # also append each entry as a JSON line
     scenarios: list = field(default_factory=list)  # scenario files or mappings loaded at start

@@ -123,6 +123,12 @@ class Service:
         except WrongKind as exc:
             ex.violations.append(Violation(exc.path, str(exc), ERROR, "endpoint-kind"))
             return self._reject(ex, adapter, echo)
+        data = body.get("data")
+        if isinstance(data, list) and len(data) > self.config.max_batch_records:
+            ex.violations.append(Violation("/data", f"data: {len(data):,} records in one request; the limit is "
+                                           f"{self.config.max_batch_records:,} (mockcre serve --max-batch-records)",
+                                           ERROR, "limit.batch-records"))
+            return self._reject(ex, adapter, echo)
         strict = self.config.strict or self.scenarios.strict
         checked = check(body, adapter.name, ex.kind, strict, now=self.config.clock())
         ex.violations.extend(checked.violations)
