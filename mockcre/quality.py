@@ -2,9 +2,15 @@
 
 "上报物料后，联系联调的同学查看上报物料数据质量" — after reporting, the real onboarding asks an
 engineer to look at the data. This module gives that verdict at once, from the store (what is
-held) and the journal (what was sent and answered, in order). Each finding has a rule id, a
-severity, a count, up to five examples (journal sequence numbers and values) and the sentence
-of the document it rests on. Section scores are defined in the README ("Data-quality report").
+held) and the journal (what was sent and answered, in order). Each finding has a rule id (one of
+:data:`RULES`), a severity, a count, up to five examples (journal sequence numbers and values)
+and the sentence of the document it rests on. Section scores are defined in the README
+("Data-quality report") and computed by :func:`_scores`.
+
+Items held in the store with no accepted report in the journal were preloaded (scenario
+fixtures, ``--state``, or reports older than the journal keeps): they are judged as arriving at
+report time, with no sequence number. Their actions are not in the journal, so the action and
+request rules never see them; a ``--journal`` report sees only what was sent over HTTP.
 """
 
 from __future__ import annotations
@@ -13,22 +19,83 @@ from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 
 from mockcre import domain
+from mockcre.contracts.violations import json_type
 from mockcre.dialects import DIALECTS
 from mockcre.dialects.base import split
-from mockcre.store import Store
+from mockcre.store import Item, Store
 
 ERROR, WARNING, INFO = "error", "warning", "info"
 SEVERITY_WEIGHT = {ERROR: 40, WARNING: 15, INFO: 0}
 SECTIONS = ("items", "actions", "requests")
 MAX_EXAMPLES = 5
 LATE_AFTER = domain.DAY  # an action reported more than a day after it happened
+FUTURE_AFTER = 300  # an action dated more than five minutes after it was received (clock skew allowance)
 COARSE_SHARE = 0.5  # one tag on more than half the items of a pool
-MIN_ITEMS_FOR_TAG_RULES = 6
+MIN_ITEMS_FOR_TAG_RULES = 20  # below this a pool's tag statistics are noise (a small feed has many one-off tags)
+UNCHANGED_RUN = 3  # an item reported this many times in a row with identical fields
+COLD_SHARE = 0.5  # cold-start requests above this share are a warning, else information
+DM_ENVELOPE = ("MD5", "request_id", "data_type", "bid")  # per-request fields of a dm item report, not the item's
 
 DOC_TAGS = "tags 要有区分性…tags 不能太粗，否则没有区分性，特征作用不大；也不能太细，否则没有共性，曝光不充分，起不到冷启动的目的"
 DOC_TRACE = "trace_id：跟踪点击和曝光的自定义会话 ID，为了保证点击跟曝光是同一个用户对同一个 item 的操作行为；强烈建议每次曝光分配一个 trace_id"
 DOC_SCENE = "scene_id：推荐场景 ID，请求服务的场景 Id，需要跟行为上报时的 ID 一致"
-DOC_CRE_SCENE = "test_id/rule_id：推荐场景必须填写，此时该字段由推荐引擎的请求接口返回，业务上报时原样拷贝即可"
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    section: str
+    severity: str
+    title: str
+    cites: str
+
+
+#: Every finding the report can make, in report order within a section.
+RULES: dict[str, Rule] = {r.id: r for r in (
+    Rule("item-tags-missing", "items", WARNING, "items without tags", DOC_TAGS),
+    Rule("item-tags-coarse", "items", WARNING, "a tag on more than half the items of a pool: too coarse to tell them apart",
+         DOC_TAGS),
+    Rule("item-tags-fine", "items", WARNING, "most tags of a pool used by a single item: too fine to share exposure", DOC_TAGS),
+    Rule("item-category-missing", "items", WARNING, "items without categories (lv1class…/big_type…)",
+         "默认 tags 字段需要上报：三级类目、品牌 / big_type：大类，需要类目的中文，不能使用 id"),
+    Rule("item-describe-missing", "items", INFO, "items without describe text",
+         "describe：物料的描述信息…使用 NLP 技术，进行分词、提取关键词，作为 item 的特征使用。例如物料属于资讯类，这里可以是文章内容"),
+    Rule("item-global-pool-only", "items", INFO, 'items in no pool but the global pool "0"',
+         "pool_id：物料池…获取推荐结果时，可以在指定 pool 中计算推荐结果"),
+    Rule("item-off-shelf-on-arrival", "items", INFO, "items first reported off shelf", 'publish："2" - 下架 / 0：下架'),
+    Rule("item-expired-on-arrival", "items", WARNING, "items already expired when reported",
+         "expire_time：item 的过期时间，推荐结果会进行商品的过期过滤"),
+    Rule("item-repeated-unchanged", "items", INFO, "the same item reported again and again unchanged",
+         "相同的物料可以重复上报，字段信息以最后一次上报为准"),
+    Rule("item-type-drift", "items", WARNING, "fields changing JSON type between reports of an item", "字段类型及含义如下表所示"),
+    Rule("click-without-exposure", "actions", WARNING, "clicks with no exposure of the same item and trace_id before them",
+         DOC_TRACE),
+    Rule("exposure-without-trace", "actions", WARNING, "exposures without trace_id", DOC_TRACE),
+    Rule("trace-shared-by-users", "actions", WARNING, "one trace_id used by several users", DOC_TRACE),
+    Rule("action-unknown-item", "actions", WARNING, "actions on items never reported", "上报物料后…上报用户行为"),
+    Rule("action-late", "actions", WARNING, "actions reported more than a day after they happened",
+         "action_time：不能延迟太久，尽量实时上报，否则会影响推荐结果的准确性"),
+    Rule("action-future", "actions", WARNING, "actions dated in the future", "action_time：行为发生的时间戳，秒级时间戳"),
+    Rule("uid-shape", "actions", WARNING, "uids that do not look like their uid_type",
+         "如果是 imei 号，则是15位数字字符串；如果是 IFA 号，则是8-4-4-4-12"),
+    Rule("cre-scene-ids-unknown", "actions", ERROR,
+         'test_id / rule_id of source "0" actions that no recommendation answer returned',
+         "test_id/rule_id：推荐场景必须填写，此时该字段由推荐引擎的请求接口返回，业务上报时原样拷贝即可"),
+    Rule("dm-scene-unrequested", "actions", ERROR, 'scene_id of source "tx" actions that no recommendation request used',
+         DOC_SCENE),
+    Rule("exposure-order-differs", "actions", INFO, "exposures in another order than the recommendation they followed",
+         "data：推荐结果 (the answer is ranked best first)"),
+    Rule("request-num-over-200", "requests", WARNING, "dm request_num over 200",
+         "request_num：目前最多支持200个的 item 返回，如果返回个数更多，会影响性能，容易超时"),
+    Rule("pool-empty", "requests", WARNING, "recommendations asked from pools that hold no items",
+         "pool_id：需要展示哪个 pool_id 下的商品，要跟上报的 item 的 pool_id 一致"),
+    Rule("cold-start-share", "requests", WARNING, "recommendation requests for empty or unknown users (cold start)",
+         "user_id：若为空则当冷启动处理"),
+    Rule("closed-loop-missing", "requests", WARNING, "recommendation requests of users who never report an action",
+         "使用 Action 行为上报 API 上报用户行为…通过推荐结果 API 获取推荐结果"),
+    Rule("dm-scene-without-actions", "requests", INFO, "recommendation requests of a scene_id that no action carries",
+         DOC_SCENE),
+)}
 
 
 @dataclass
@@ -41,8 +108,9 @@ class Finding:
     count: int = 0
     examples: list = field(default_factory=list)
 
-    def add(self, seq, value) -> None:
-        self.count += 1
+    def add(self, seq, value, n: int = 1) -> None:
+        """``n`` more records hit; ``value`` (at journal entry ``seq``, None when no one entry is to blame) is an example."""
+        self.count += n
         if len(self.examples) < MAX_EXAMPLES:
             self.examples.append({"seq": seq, "value": value})
 
@@ -68,24 +136,24 @@ class Report:
         return next((s for s in (ERROR, WARNING, INFO) if s in present), None)
 
 
-class _Rules:
-    """The findings of one analysis, created on first use so every rule id is written once."""
+class _Findings:
+    """The findings of one analysis, each created from its :data:`RULES` entry on first use."""
 
     def __init__(self):
         self.found: dict[str, Finding] = {}
 
-    def __call__(self, rule, section, severity, title, cites) -> Finding:
-        if rule not in self.found:
-            self.found[rule] = Finding(rule, section, severity, title, cites)
-        return self.found[rule]
+    def __call__(self, rule_id: str, severity: str | None = None) -> Finding:
+        if rule_id not in self.found:
+            r = RULES[rule_id]
+            self.found[rule_id] = Finding(r.id, r.section, severity or r.severity, r.title, r.cites)
+        return self.found[rule_id]
 
 
 def replay(entries) -> Store:
     """A store rebuilt from journal entries: every report that was answered code 0, in order."""
     store = Store()
     for e in entries:
-        reply = e.get("reply") or {}
-        if e.get("kind") not in ("item", "action") or str(reply.get("code")) != "0" or not e.get("partition"):
+        if not (_accepted(e, "item") or _accepted(e, "action")):
             continue
         adapter = DIALECTS[e["dialect"]]
         part = store.partition(tuple(e["partition"]))
@@ -100,40 +168,92 @@ def replay(entries) -> Store:
 
 
 def analyse(store: Store, entries: list, now: float) -> Report:
-    rule = _Rules()
+    found = _Findings()
     entries = sorted(entries, key=lambda e: e.get("seq", 0))
-    _items_held(store, now, rule)
-    _item_reports(entries, now, rule)
-    answers = _actions(entries, store, rule)
-    _requests(entries, store, answers, rule)
-    findings = sorted(rule.found.values(), key=lambda f: (SECTIONS.index(f.section), -SEVERITY_WEIGHT[f.severity], f.rule))
+    journal = [(e, _actions_of(e) if _accepted(e, "action") else None) for e in entries]  # actions parsed once
+    reported = _item_reports(entries, found)
+    _items_held(store, reported, now, found)
+    _actions(journal, store, found)
+    _requests(journal, store, found)
+    order = list(RULES)
+    findings = sorted(found.found.values(), key=lambda f: (SECTIONS.index(f.section), -SEVERITY_WEIGHT[f.severity],
+                                                            order.index(f.rule)))
     totals = _totals(store, entries)
-    return Report(findings, _scores(findings, totals), totals, _charts(entries, store))
+    return Report(findings, _scores(findings, totals), totals, _charts(journal, store))
+
+
+def _accepted(e: dict, kind: str) -> bool:
+    """A report of ``kind`` that passed the contract and was answered code 0 (so the store holds it)."""
+    return e.get("kind") == kind and bool(e.get("partition")) and str((e.get("reply") or {}).get("code")) == "0"
+
+
+def _is_request(e: dict) -> bool:
+    """A recommendation request that passed the contract (whatever its answer)."""
+    return e.get("kind") in ("query", "recommend") and bool(e.get("partition"))
+
+
+def _ref(key: tuple, item_id: str) -> str:
+    return f"{'/'.join(key)}:{item_id}"
 
 
 # -- items -------------------------------------------------------------------------------------
 
-def _items_held(store: Store, now: float, rule) -> None:
+def _item_reports(entries, found) -> dict:
+    """Findings on the reports themselves; returns the seq of each item's last accepted report."""
+    last: dict[tuple, dict] = {}
+    run: Counter = Counter()  # identical reports in a row, after the first
+    reported: dict[tuple, int] = {}
+    for e in entries:
+        if not _accepted(e, "item"):
+            continue
+        key, received = tuple(e["partition"]), int(e.get("time", 0))
+        for item in DIALECTS[e["dialect"]].items(e["body"], received):
+            where = (key, item.item_id)
+            ref = _ref(key, item.item_id)
+            fields = {k: v for k, v in item.record.items() if e["dialect"] != "dm" or k not in DM_ENVELOPE}
+            before = last.get(where)
+            if before is None:
+                _arrival(item, received, e["seq"], ref, "", found)
+            else:
+                run[where] = run[where] + 1 if fields == before else 0
+                if run[where] == UNCHANGED_RUN - 1:
+                    found("item-repeated-unchanged").add(e["seq"], f"{ref} reported {UNCHANGED_RUN} times unchanged")
+                for name in sorted(set(before) & set(fields)):
+                    was, became = json_type(before[name]), json_type(fields[name])
+                    if was != became:
+                        found("item-type-drift").add(e["seq"], f"{ref}.{name}: {was} → {became}")
+            last[where] = fields
+            reported[where] = e["seq"]
+    return reported
+
+
+def _arrival(item: Item, received: float, seq, ref: str, note: str, found) -> None:
+    if not item.on_shelf:
+        found("item-off-shelf-on-arrival").add(seq, ref + note)
+    if item.expire_time <= received:
+        found("item-expired-on-arrival").add(seq, f"{ref} expired {item.expire_time}{note}")
+
+
+def _items_held(store: Store, reported: dict, now: float, found) -> None:
     for key, part in store.partitions.items():
-        where = "/".join(key)
         for item in part.items.values():
-            ref = f"{where}:{item.item_id}"
+            ref = _ref(key, item.item_id)
+            seq = reported.get((key, item.item_id))
+            if seq is None:  # preloaded: it arrives, for the report, now
+                _arrival(item, now, None, ref, " (preloaded, judged at report time)", found)
             if not item.tags:
-                rule("item-tags-missing", "items", WARNING, "items without tags", DOC_TAGS).add(None, ref)
+                found("item-tags-missing").add(seq, ref)
             if not item.categories:
-                rule("item-category-missing", "items", WARNING, "items without categories (lv1class…/big_type…)",
-                     "默认 tags 字段需要上报：三级类目、品牌 / big_type：大类，需要类目的中文").add(None, ref)
+                found("item-category-missing").add(seq, ref)
             if not item.record.get("describe"):
-                rule("item-describe-missing", "items", INFO, "items without describe text",
-                     "describe：物料的描述信息…使用 NLP 技术，进行分词、提取关键词，作为 item 的特征使用").add(None, ref)
+                found("item-describe-missing").add(seq, ref)
             if not item.pools:
-                rule("item-global-pool-only", "items", INFO, 'items in no pool but the global pool "0"',
-                     "pool_id：物料池…获取推荐结果时，可以在指定 pool 中计算推荐结果").add(None, ref)
+                found("item-global-pool-only").add(seq, ref)
         for pool in part.pool_names():
-            _tag_granularity(where, pool, [part.items[i] for i in part.pool_members(pool) if i in part.items], rule)
+            _tag_granularity("/".join(key), pool, [part.items[i] for i in part.pool_members(pool) if i in part.items], found)
 
 
-def _tag_granularity(where: str, pool: str, items: list, rule) -> None:
+def _tag_granularity(where: str, pool: str, items: list, found) -> None:
     if len(items) < MIN_ITEMS_FOR_TAG_RULES:
         return
     use = Counter(tag for item in items for tag in item.tags)
@@ -141,213 +261,199 @@ def _tag_granularity(where: str, pool: str, items: list, rule) -> None:
         return
     tag, n = use.most_common(1)[0]
     if pool != domain.GLOBAL_POOL and n > COARSE_SHARE * len(items):
-        rule("item-tags-coarse", "items", WARNING, "a tag on more than half the items of a pool: too coarse to tell them apart",
-             DOC_TAGS).add(None, f"{where} pool {pool}: tag {tag!r} on {n} of {len(items)} items")
+        found("item-tags-coarse").add(None, f"{where} pool {pool}: tag {tag!r} on {n} of {len(items)} items")
     singles = sum(1 for c in use.values() if c == 1)
     if singles > len(use) / 2:
-        rule("item-tags-fine", "items", WARNING, "most tags used by a single item: too fine to share exposure",
-             DOC_TAGS).add(None, f"{where} pool {pool}: {singles} of {len(use)} tags on one item only")
-
-
-def _item_reports(entries, now, rule) -> None:
-    last: dict[tuple, dict] = {}
-    unchanged: Counter = Counter()
-    for e in entries:
-        if e.get("kind") != "item" or str((e.get("reply") or {}).get("code")) != "0":
-            continue
-        records = e["body"]["data"] if e["dialect"] == "cre" else [e["body"]]
-        received = int(e.get("time", now))
-        for record in records:
-            key = (tuple(e["partition"] or ()), str(record.get("item_id")))
-            first = key not in last
-            if first and _off_shelf(e["dialect"], record):
-                rule("item-off-shelf-on-arrival", "items", INFO, "items first reported off shelf",
-                     'publish："2" - 下架 / 0：下架').add(e["seq"], key[1])
-            expire = _int(record.get("expire_time"))
-            if first and expire is not None and expire <= received:
-                rule("item-expired-on-arrival", "items", WARNING, "items already expired when reported",
-                     "expire_time：item 的过期时间，推荐结果会进行商品的过期过滤").add(e["seq"], f"{key[1]} expired {expire}")
-            before = last.get(key)
-            if before is not None:
-                if before == record:
-                    unchanged[key] += 1
-                    if unchanged[key] == 2:  # a third identical report
-                        rule("item-repeated-unchanged", "items", INFO, "the same item reported again and again unchanged",
-                             "相同的物料可以重复上报，字段信息以最后一次上报为准").add(e["seq"], key[1])
-                for name in set(before) & set(record):
-                    if type(before[name]) is not type(record[name]):
-                        rule("item-type-drift", "items", WARNING, "fields changing JSON type between reports of an item",
-                             "字段类型及含义如下表所示").add(e["seq"], f"{key[1]}.{name}: {type(before[name]).__name__} → "
-                                                                   f"{type(record[name]).__name__}")
-            last[key] = record
-
-
-def _off_shelf(dialect: str, record: dict) -> bool:
-    return str(record.get("publish", "1")) == ("2" if dialect == "cre" else "0")
+        found("item-tags-fine").add(None, f"{where} pool {pool}: {singles} of {len(use)} tags on one item only")
 
 
 # -- actions -----------------------------------------------------------------------------------
 
-def _actions(entries, store: Store, rule) -> dict:
-    """Action findings; returns the last recommendation answer per (partition, user) for the request rules."""
-    exposures_by_trace: set = set()
-    trace_users: dict = defaultdict(set)
+def _actions(journal, store: Store, found) -> None:
+    """``journal``: (entry, its actions or None when it is no accepted action report), in seq order."""
+    exposed: set = set()  # (partition, trace, item)
+    trace_users: dict = defaultdict(dict)  # (partition, trace) -> {uid: first seq}
     answers: dict = {}  # (partition, uid) -> ordered item ids of the last answer
-    answered_scene_ids: dict = defaultdict(set)  # partition -> test_ids / abtags / dm scene ids that requests used
-    action_scene_ids: dict = defaultdict(set)
-    for e in entries:
-        code = str((e.get("reply") or {}).get("code"))
-        if e.get("kind") in ("query", "recommend") and code == "0":
-            key = tuple(e.get("partition") or ())
-            reply, body = e["reply"], e["body"]
-            if e["dialect"] == "cre":
-                answered_scene_ids[key] |= {("test_id", reply.get("test_id")), ("rule_id", reply.get("abtag"))}
-                ids = [r["id"] for lst in (reply.get("rec") or {}).values() for r in lst]
-                uid = body.get("user_id")
-            else:
-                answered_scene_ids[key].add(("scene_id", body.get("scene_id")))
-                ids = [r["item"] for r in reply.get("data") or []]
-                uid = body.get("uid")
-            answers[(key, str(uid))] = ids
+    asked: dict = defaultdict(dict)  # partition -> {(name, value): [first seq, requests]} that requests used
+    claimed: dict = defaultdict(dict)  # partition -> {(name, value): [first seq, actions]} that actions copied
+    acted_scenes: dict = defaultdict(set)  # partition -> dm scene ids in any action
+    for e, actions in journal:
+        if _is_request(e):
+            key = tuple(e["partition"])
+            for pair in _request_scene_ids(e):
+                asked[key].setdefault(pair, [e["seq"], 0])[1] += 1
+            if str((e.get("reply") or {}).get("code")) == "0":
+                answers[(key, _request_uid(e))] = _answer_ids(e)
             continue
-        if e.get("kind") != "action" or code != "0":
+        if actions is None:
             continue
-        key = tuple(e["partition"])
+        key, received = tuple(e["partition"]), int(e.get("time", 0))
         part = store.peek(key)
-        received = int(e.get("time", 0))
         for v in e.get("violations", []):
             if v["rule"] == "uid-shape":
-                rule("uid-shape", "actions", WARNING, "uids that do not look like their uid_type",
-                     "如果是 imei 号，则是15位数字字符串；如果是 IFA 号，则是8-4-4-4-12").add(e["seq"], v["message"].split(". Document")[0])
-        for action in _actions_of(e):
+                found("uid-shape").add(e["seq"], v["message"].split(". Document")[0])
+        for action in actions:
             ref = f"{action['uid']} {action['action']} {action['item']}"
             if action["trace"]:
-                trace_users[action["trace"]].add(action["uid"])
+                trace_users[(key, action["trace"])].setdefault(action["uid"], e["seq"])
             if action["kind"] == "exposure":
                 if action["trace"]:
-                    exposures_by_trace.add((action["trace"], action["item"]))
+                    exposed.add((key, action["trace"], action["item"]))
                 else:
-                    rule("exposure-without-trace", "actions", WARNING, "exposures without trace_id", DOC_TRACE).add(e["seq"], ref)
-            elif action["kind"] == "click" and (action["trace"], action["item"]) not in exposures_by_trace:
-                rule("click-without-exposure", "actions", WARNING, "clicks with no exposure of the same item and trace_id before them",
-                     DOC_TRACE).add(e["seq"], f"{ref} trace {action['trace']!r}")
+                    found("exposure-without-trace").add(e["seq"], ref)
+            elif action["kind"] == "click" and (key, action["trace"], action["item"]) not in exposed:
+                found("click-without-exposure").add(e["seq"], f"{ref} trace {action['trace']!r}")
             if part is not None and action["item"] not in part.items:
-                rule("action-unknown-item", "actions", WARNING, "actions on items never reported",
-                     "上报物料后…上报用户行为").add(e["seq"], ref)
+                found("action-unknown-item").add(e["seq"], ref)
             if action["time"] is not None and received - action["time"] > LATE_AFTER:
-                rule("action-late", "actions", WARNING, "actions reported more than a day after they happened",
-                     "action_time：不能延迟太久，尽量实时上报，否则会影响推荐结果的准确性").add(
-                    e["seq"], f"{ref}: {(received - action['time']) / domain.DAY:.1f} days late")
-            elif action["time"] is not None and action["time"] - received > 300:
-                rule("action-future", "actions", WARNING, "actions dated in the future",
-                     "action_time：行为发生的时间戳，秒级时间戳").add(e["seq"], f"{ref} at {action['time']}")
-        action_scene_ids[key] |= _scene_ids_of(e)
-        _exposure_order(e, answers, rule)
-    for trace, users in trace_users.items():
+                found("action-late").add(e["seq"], f"{ref}: {(received - action['time']) / domain.DAY:.1f} days late")
+            elif action["time"] is not None and action["time"] - received > FUTURE_AFTER:
+                found("action-future").add(e["seq"], f"{ref} at {action['time']}, received {received}")
+            for pair in action["claims"]:
+                claimed[key].setdefault(pair, [e["seq"], 0])[1] += 1
+            if action["scene"] is not None:
+                acted_scenes[key].add(action["scene"])
+        _exposure_order(e, key, actions, answers, found)
+    for (key, trace), users in trace_users.items():
         if len(users) > 1:
-            rule("trace-shared-by-users", "actions", WARNING, "one trace_id used by several users", DOC_TRACE).add(
-                None, f"{trace}: {', '.join(sorted(users)[:5])}")
-    _scene_mismatch(answered_scene_ids, action_scene_ids, rule)
-    return answers
+            found("trace-shared-by-users").add(list(users.values())[1],
+                                               f"{'/'.join(key)} trace {trace!r}: {', '.join(list(users)[:5])}")
+    _scene_mismatch(asked, claimed, acted_scenes, found)
+
+
+def _scene_mismatch(asked: dict, claimed: dict, acted_scenes: dict, found) -> None:
+    """Scene ids that actions copied but no request made valid, and dm scenes requested that no action carries."""
+    for key, claims in claimed.items():
+        rule_id = "cre-scene-ids-unknown" if key[0] == "cre" else "dm-scene-unrequested"
+        for (name, value), (seq, n) in claims.items():
+            if (name, value) not in asked[key]:
+                found(rule_id).add(seq, f"{'/'.join(key)} {name} {value!r} in {_plural(n, 'action')}", n)
+    for key, scenes in asked.items():
+        for (_, value), (seq, n) in scenes.items():
+            if key[0] == "dm" and value not in acted_scenes[key]:
+                found("dm-scene-without-actions").add(seq, f"{'/'.join(key)} scene_id {value!r} in {_plural(n, 'request')}",
+                                                      n)
+
+
+def _request_uid(e) -> str:
+    uid = e["body"].get("user_id" if e["dialect"] == "cre" else "uid")
+    return "" if uid is None else str(uid)
+
+
+def _answer_ids(e) -> list:
+    reply = e["reply"]
+    if e["dialect"] == "cre":
+        return [str(r.get("id")) for entries in (reply.get("rec") or {}).values() for r in entries]
+    return [str(r.get("item")) for r in reply.get("data") or []]
+
+
+def _request_scene_ids(e) -> set:
+    """What a request makes valid in later actions: cre the answer's test_id and abtag (rule_id), dm the scene_id."""
+    if e["dialect"] == "cre":
+        reply = e.get("reply") or {}
+        if str(reply.get("code")) != "0":
+            return set()
+        return {("test_id", str(reply.get("test_id"))), ("rule_id", str(reply.get("abtag")))}
+    return {("scene_id", str(e["body"].get("scene_id")))}
 
 
 def _actions_of(e) -> list[dict]:
+    """One dict per (action, item) of an action report: who, what, which item, trace, time, scene ids."""
     body = e["body"]
     out = []
     if e["dialect"] == "cre":
-        for record in body.get("data", []):
+        for r, record in enumerate(body.get("data", [])):
             code = str(record.get("action_id"))
             kind = "exposure" if code == domain.CRE_EXPOSURE else "click" if code == domain.CRE_CLICK else "other"
-            for entry in record.get("item_action", []):
+            claims = [(name, str(record[name])) for name in ("test_id", "rule_id")
+                      if str(record.get("source")) == "0" and record.get(name)]
+            for i, entry in enumerate(record.get("item_action", [])):
+                position = _int(entry.get("position_id"))
                 out.append({"uid": str(record.get("uid")), "action": code, "kind": kind, "item": str(entry.get("item_id")),
-                            "trace": entry.get("trace_id"), "time": _int(record.get("oper_time"))})
+                            "trace": _text(entry.get("trace_id")), "time": _int(record.get("oper_time")), "record": r,
+                            "position": i if position is None else position, "claims": claims, "scene": None})
     else:
         code = _int(body.get("action_type"))
         kind = "exposure" if code == domain.DM_EXPOSURE else "click" if code == domain.DM_CLICK else "other"
-        for item in split(body.get("item_id"), ";"):
+        scene = _text(body.get("scene_id"))
+        claims = [("scene_id", scene)] if scene and body.get("source") == "tx" else []
+        for i, item in enumerate(split(body.get("item_id"), ";")):
             out.append({"uid": str(body.get("uid")), "action": str(code), "kind": kind, "item": item,
-                        "trace": body.get("trace_id"), "time": _int(body.get("action_time"))})
+                        "trace": _text(body.get("trace_id")), "time": _int(body.get("action_time")), "record": 0,
+                        "position": i, "claims": claims, "scene": scene})
     return out
 
 
-def _scene_ids_of(e) -> set:
-    body = e["body"]
-    if e["dialect"] == "cre":
-        return {(name, r.get(name)) for r in body.get("data", []) if r.get("source") == "0"
-                for name in ("test_id", "rule_id") if r.get(name)}
-    return {("scene_id", body.get("scene_id"))}
-
-
-def _scene_mismatch(answered, used, rule) -> None:
-    for key in set(answered) | set(used):
-        if key and key[0] == "cre":
-            for name, value in sorted(used.get(key, set()) - answered.get(key, set())):
-                rule("cre-scene-ids-unknown", "actions", WARNING, "test_id / rule_id values no recommendation answer returned",
-                     DOC_CRE_SCENE).add(None, f"{name} {value!r}")
-        elif key:
-            for _, value in sorted(used.get(key, set()) - answered.get(key, set())):
-                rule("dm-scene-unrequested", "actions", WARNING, "scene_id in actions that no recommendation request used",
-                     DOC_SCENE).add(None, value)
-            for _, value in sorted(answered.get(key, set()) - used.get(key, set())):
-                rule("dm-scene-without-actions", "requests", INFO, "scene_id requested but never in an action",
-                     DOC_SCENE).add(None, value)
-
-
-def _exposure_order(e, answers, rule) -> None:
-    """An exposure listing several items of the last answer to that user in another order."""
-    exposures = [a for a in _actions_of(e) if a["kind"] == "exposure"]
-    if len(exposures) < 2:
-        return
-    shown = [a["item"] for a in exposures]
-    answer = answers.get((tuple(e["partition"]), exposures[0]["uid"]))
-    if not answer:
-        return
-    rank = {item: i for i, item in enumerate(answer)}
-    common = [i for i in shown if i in rank]
-    if len(common) >= 2 and [rank[i] for i in common] != sorted(rank[i] for i in common):
-        rule("exposure-order-differs", "actions", INFO, "exposures in another order than the recommendation they followed",
-             "data：推荐结果 (the answer is ranked best first)").add(e["seq"], f"shown {common[:5]} vs answered order")
+def _exposure_order(e, key: tuple, actions: list, answers: dict, found) -> None:
+    """An exposure record listing several items of the last answer to that user in another order (by position)."""
+    records: dict = defaultdict(list)
+    for a in actions:
+        if a["kind"] == "exposure":
+            records[a["record"]].append(a)
+    for shown in records.values():
+        answer = answers.get((key, shown[0]["uid"]))
+        if not answer:
+            continue
+        rank: dict = {}
+        for i, item in enumerate(answer):
+            rank.setdefault(item, i)
+        order = [a["item"] for a in sorted(shown, key=lambda a: a["position"]) if a["item"] in rank]
+        expected = sorted(order, key=rank.__getitem__)
+        if len(order) >= 2 and order != expected:
+            found("exposure-order-differs").add(e["seq"], f"{shown[0]['uid']}: shown {order[:5]}, answered {expected[:5]}")
 
 
 # -- requests ----------------------------------------------------------------------------------
 
-def _requests(entries, store: Store, answers, rule) -> None:
-    asked_by: dict = defaultdict(set)  # partition -> users who asked
-    acted: dict = defaultdict(set)
-    cold = total = 0
-    for e in entries:
-        if e.get("kind") == "action" and e.get("partition"):
-            acted[tuple(e["partition"])] |= {a["uid"] for a in _actions_of(e)}
-        if e.get("kind") not in ("query", "recommend") or not e.get("partition"):
+def _requests(journal, store: Store, found) -> None:
+    known = _preloaded_users(store, journal)  # (partition, uid) with actions from before the journal
+    askers: dict = defaultdict(dict)  # (partition, uid) -> [first seq, requests]
+    cold, total, first_cold = 0, 0, None
+    for e, actions in journal:
+        if actions is not None:
+            known |= {(tuple(e["partition"]), a["uid"]) for a in actions}
             continue
-        body, key = e["body"], tuple(e["partition"])
+        if not _is_request(e):
+            continue
+        body, key, uid = e["body"], tuple(e["partition"]), _request_uid(e)
         total += 1
-        uid = body.get("user_id" if e["dialect"] == "cre" else "uid")
-        part = store.peek(key)
-        if not uid or part is None or str(uid) not in part.users:
+        if not uid or (key, uid) not in known:
             cold += 1
+            first_cold = e["seq"] if first_cold is None else first_cold
         if uid:
-            asked_by[key].add(str(uid))
+            askers.setdefault((key, uid), [e["seq"], 0])[1] += 1
         num = _int(body.get("request_num"))
         if e["dialect"] == "dm" and num is not None and num > domain.DM_MAX_REQUEST_NUM:
-            rule("request-num-over-200", "requests", WARNING, "dm request_num over 200",
-                 "request_num：目前最多支持200个的 item 返回，如果返回个数更多，会影响性能，容易超时").add(e["seq"], num)
-        pools = split(body.get("pool_id"), ",，" if e["dialect"] == "cre" else ";") or [domain.GLOBAL_POOL]
-        for pool in pools:
+            found("request-num-over-200").add(e["seq"], f"request_num {num}")
+        part = store.peek(key)
+        for pool in _request_pools(e):
             if part is None or not any(True for _ in part.pool_members(pool)):
-                rule("pool-empty", "requests", WARNING, "recommendations asked from pools that hold no items",
-                     "pool_id：需要展示哪个 pool_id 下的商品，要跟上报的 item 的 pool_id 一致").add(e["seq"], pool)
-    if total:
+                found("pool-empty").add(e["seq"], f"{'/'.join(key)} pool {pool!r}")
+    if cold:
         share = cold / total
-        finding = rule("cold-start-share", "requests", WARNING if share > 0.5 else INFO,
-                       "share of recommendation requests for unknown or empty users (cold start)",
-                       "user_id：若为空则当冷启动处理")
-        finding.count = cold
-        finding.examples = [{"seq": None, "value": f"{cold} of {total} requests ({share:.0%})"}]
-    for key, users in asked_by.items():
-        for uid in sorted(users - acted.get(key, set())):
-            rule("closed-loop-missing", "requests", WARNING, "users who get recommendations but never report actions",
-                 "使用 Action 行为上报 API 上报用户行为…通过推荐结果 API 获取推荐结果").add(None, f"{'/'.join(key)}: {uid}")
+        found("cold-start-share", WARNING if share > COLD_SHARE else INFO).add(
+            first_cold, f"{cold} of {total} requests ({share:.0%})", cold)
+    for (key, uid), (seq, n) in askers.items():
+        part = store.peek(key)
+        if part is None or uid not in part.users:
+            found("closed-loop-missing").add(seq, f"{'/'.join(key)}: {uid} ({_plural(n, 'request')})", n)
+
+
+def _preloaded_users(store: Store, journal) -> set:
+    """Users the store holds more actions of than the journal shows: they were known before it started."""
+    journaled = Counter((tuple(e["partition"]), a["uid"]) for e, actions in journal if actions for a in actions)
+    return {(key, uid) for key, part in store.partitions.items() for uid, user in part.users.items()
+            if user.actions > journaled[(key, uid)]}
+
+
+def _request_pools(e) -> list:
+    """The pools a request asks from; none when a cre query brings its own items to rank (pool_id is then ignored)."""
+    body = e["body"]
+    if e["dialect"] == "cre":
+        if isinstance(body.get("pool"), dict) and isinstance(body["pool"].get("items"), list):
+            return []
+        return split(body.get("pool_id"), ",，") or [domain.GLOBAL_POOL]
+    return split(body.get("pool_id"), ";") or [domain.GLOBAL_POOL]
 
 
 # -- scores and charts ---------------------------------------------------------------------------
@@ -356,7 +462,7 @@ def _totals(store: Store, entries) -> dict:
     return {
         "items": sum(len(p.items) for p in store.partitions.values()),
         "actions": sum(len(p.actions) for p in store.partitions.values()),
-        "requests": sum(1 for e in entries if e.get("kind") in ("query", "recommend")),
+        "requests": sum(1 for e in entries if _is_request(e)),
         "journal_entries": len(entries),
     }
 
@@ -373,15 +479,13 @@ def _scores(findings, totals) -> dict:
     return scores
 
 
-def _charts(entries, store: Store) -> dict:
+def _charts(journal, store: Store) -> dict:
     """Actions per hour by type, and exposure → click rate per pool, for the dashboard's small charts."""
     per_hour: dict = defaultdict(Counter)
     shown: Counter = Counter()
     clicked: Counter = Counter()
-    for e in entries:
-        if e.get("kind") != "action" or str((e.get("reply") or {}).get("code")) != "0":
-            continue
-        for a in _actions_of(e):
+    for e, actions in journal:
+        for a in actions or ():
             if a["time"] is not None:
                 per_hour[a["time"] // 3600 * 3600][a["kind"]] += 1
             if a["kind"] in ("exposure", "click"):
@@ -399,8 +503,17 @@ def _charts(entries, store: Store) -> dict:
             "exposures": sum(shown.values()), "clicks": sum(clicked.values()), "ctr_by_pool": ctr}
 
 
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}{'s' * (n != 1)}"
+
+
 def _int(value):
     try:
         return int(str(value)) if value is not None and not isinstance(value, bool) else None
     except ValueError:
         return None
+
+
+def _text(value) -> str | None:
+    """A trace or scene id as text; None when absent or empty."""
+    return None if value is None or value == "" or isinstance(value, (dict, list, bool)) else str(value)

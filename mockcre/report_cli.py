@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 import urllib.error
@@ -14,11 +15,19 @@ _FAIL_LEVELS = {"error": (quality.ERROR,), "warning": (quality.ERROR, quality.WA
 
 
 def from_journal(path: str) -> quality.Report:
+    """The report of a journal file (one JSON object a line, as ``mockcre serve --journal`` writes)."""
     entries = []
     with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            if line.strip():
-                entries.append(json.loads(line))
+        for number, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                entry = json.loads(line)
+            except ValueError as exc:
+                raise ValueError(f"line {number} is not JSON ({exc})") from None
+            if not isinstance(entry, dict) or "seq" not in entry:
+                raise ValueError(f"line {number} is not a journal entry")
+            entries.append(entry)
     return quality.analyse(quality.replay(entries), entries, time.time())
 
 
@@ -36,7 +45,7 @@ def main(args) -> int:
             report = from_journal(args.journal)
         else:
             report = quality.Report.from_dict(from_url(args.url, args.admin_token))
-    except (OSError, ValueError, urllib.error.URLError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, urllib.error.URLError) as exc:  # unreadable, or not a report
         sys.stderr.write(f"mockcre report: cannot read {'the journal' if args.journal else args.url}: {exc}\n")
         return 2
     if args.format == "json":
@@ -44,5 +53,5 @@ def main(args) -> int:
     elif args.format == "html":
         sys.stdout.write(report_render.html(report))
     else:
-        sys.stdout.write(report_render.text(report, colour=sys.stdout.isatty()))
+        sys.stdout.write(report_render.text(report, colour=sys.stdout.isatty() and not os.environ.get("NO_COLOR")))
     return 1 if report.worst() in _FAIL_LEVELS[args.fail_on] else 0
