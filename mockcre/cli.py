@@ -86,6 +86,24 @@ def _state(args) -> int:
     return 0
 
 
+def _conformance(args) -> int:
+    from mockcre import conformance
+
+    return conformance.main(args)
+
+
+def _openapi(args) -> int:
+    from mockcre import openapi
+
+    return openapi.main(args)
+
+
+def _proxy(args) -> int:
+    from mockcre import proxy
+
+    return proxy.main(args)
+
+
 def _report(args) -> int:
     from mockcre import report_cli
 
@@ -156,6 +174,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="+", metavar="FILE")
     p.set_defaults(func=_scenario_lint)
 
+    p = sub.add_parser("conformance", help="property-based conformance run against any server that speaks the API",
+                       description="Generate valid, one-defect and stateful request sequences (Hypothesis) and check the "
+                                   "answers of a live server. Exit 0 when every check passes, 1 on any failure.")
+    p.add_argument("--target", required=True, metavar="URL", help="base URL, e.g. http://127.0.0.1:8088")
+    p.add_argument("--dialect", choices=DIALECTS, help="check one dialect (default both)")
+    p.add_argument("--max-examples", type=int, default=25, metavar="N", help="examples per check (default 25)")
+    p.add_argument("--seed", type=int, default=0, help="Hypothesis seed: the same seed replays the same run (default 0)")
+    p.add_argument("--junit", metavar="FILE", help="also write the results as JUnit XML")
+    p.add_argument("--account", action="append", default=[], metavar="SPEC",
+                   help="cre:TOKEN or dm:BID=TOKEN to sign requests with, for a server with accounts")
+    p.add_argument("--no-determinism", action="store_true",
+                   help="skip the same-request-same-ranking check (for servers that are not deterministic)")
+    p.add_argument("--steps", type=int, default=12, metavar="N", help="steps of each stateful run (default 12)")
+    p.add_argument("--shrink-seconds", type=float, default=20.0, metavar="S",
+                   help="time to spend shrinking each failure to its smallest request (default 20)")
+    p.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS", help="per request (default 10)")
+    p.set_defaults(func=_conformance)
+
     p = sub.add_parser("report", help="integration data-quality report of a running server or a journal file",
                        description="What Tencent's integration engineer would have told you about your data, at once. "
                                    "Exit 1 when a finding at or above --fail-on exists.")
@@ -167,6 +203,30 @@ def build_parser() -> argparse.ArgumentParser:
                    help="exit 1 when a finding of this severity or worse exists (default error)")
     p.add_argument("--admin-token", metavar="T", help="Bearer token of the server's admin API, if it has one")
     p.set_defaults(func=_report)
+
+    p = sub.add_parser("openapi", help="OpenAPI 3.1 document of both dialects, built from the JSON Schemas",
+                       description="Write an OpenAPI 3.1 document of both dialects built from mockcre's JSON Schemas: "
+                                   "every path, request body, reply and error envelope, the documents' examples, and "
+                                   "servers for the real hosts and a local mock.")
+    p.add_argument("-o", "--output", metavar="FILE", help="write to FILE (.yaml/.yml: YAML, else JSON; default stdout)")
+    p.set_defaults(func=_openapi)
+
+    p = sub.add_parser("proxy", help="validating proxy in front of a real service; --record writes a replayable scenario",
+                       description="Forward every request to --upstream unchanged and answer with its reply untouched, "
+                                   "judging both against the contracts into the journal (admin API and dashboard as "
+                                   "for serve). Serves until SIGINT or SIGTERM and exits 0.")
+    p.add_argument("--upstream", required=True, metavar="URL", help="the service to forward to, e.g. https://sdtj.y.qq.com:8008")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8089, help="port (default 8089)")
+    p.add_argument("--record", metavar="FILE", help="write the exchanges as a scenario YAML that mockcre serve --scenario replays")
+    p.add_argument("--strict", action="store_true", help="judge requests by the strict contract (replies always are)")
+    p.add_argument("--upstream-timeout", type=float, default=10.0, metavar="SECONDS",
+                   help="answer the dialect's -2 envelope when the upstream has not replied within SECONDS (default 10)")
+    p.add_argument("--journal", metavar="FILE", help="also append every journal entry to FILE as a JSON line")
+    p.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BYTES, metavar="N",
+                   help=f"refuse larger request bodies with a -1 envelope, not forwarded (default {DEFAULT_MAX_BYTES:,})")
+    p.add_argument("--admin-token", metavar="T", help="require Authorization: Bearer T on /__admin (needed off loopback)")
+    p.set_defaults(func=_proxy)
 
     p = sub.add_parser("sign", help="print md5(BID&REQUEST_ID&TOKEN) for dm requests")
     p.add_argument("--bid", required=True)

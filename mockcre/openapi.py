@@ -1,0 +1,231 @@
+"""``mockcre openapi``: an OpenAPI 3.1 document of both dialects, built from ``schemas/`` at run time.
+
+Nothing here restates a contract. Each schema file becomes one component under its own name
+(``cre.item``, ``dm.recommend-response``…) with its ``$schema``/``$id`` removed and every
+``$ref`` rewritten to point into ``#/components/schemas``; its ``x-*`` keywords stay (OpenAPI
+allows extensions, and they say what lenient mode forgives). Paths come from
+``mockcre.app.PATHS``, examples from the files' ``examples``. What this module adds is only
+what the schema files cannot say: which body goes to which path, that every reply is HTTP 200
+with either the reply or the dialect's error envelope (told apart by ``code``), the JSON bodies
+of 404 and 405, and the servers.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import sys
+from pathlib import Path
+
+from mockcre import __version__
+from mockcre.resources import load_schema, schema_names
+
+JSON = "application/json"
+SCHEMA_REF = "#/components/schemas/"
+LOCAL_MOCK = {"url": "http://127.0.0.1:{port}", "description": "mockcre serve (local mock of both dialects)",
+              "variables": {"port": {"default": "8088", "description": "mockcre serve --port"}}}
+CRE_SERVER = {"url": "https://sdtj.y.qq.com:8008", "description": "cre (云推荐引擎) production host"}
+DM_DATA_SERVER = {"url": "http://data.dm.qcloud.com:8088", "description": "dm (智能推荐) data host: item and action reports, POST /"}
+DM_SERVICE_SERVER = {"url": "http://service.dm.qcloud.com:8088", "description": "dm (智能推荐) service host: recommendations, POST /"}
+
+#: The files that are not part of the HTTP API (the scenario format is mockcre's own).
+NOT_API = {"scenario"}
+
+#: endpoint -> (summary, request bodies, success replies, error envelope, servers, tag)
+OPERATIONS = {
+    "cre.upload": ("cre item (data_type \"1\") or action (data_type \"2\") upload, production namespace",
+                   ["cre.item", "cre.action"], ["cre.upload-response"], "cre.error-envelope", [CRE_SERVER], "cre"),
+    "cre.test_upload": ("cre item or action upload, test namespace (kept apart from production)",
+                        ["cre.item", "cre.action"], ["cre.upload-response"], "cre.error-envelope", [CRE_SERVER], "cre"),
+    "cre.query": ("cre recommendation, production namespace",
+                  ["cre.query"], ["cre.query-response"], "cre.error-envelope", [CRE_SERVER], "cre"),
+    "cre.test_query": ("cre recommendation, test namespace",
+                       ["cre.query"], ["cre.query-response"], "cre.error-envelope", [CRE_SERVER], "cre"),
+    "dm.data": ("dm item (data_type 1) or action (data_type 2) report (mockcre's path for the data host's POST /)",
+                ["dm.item", "dm.action"], ["dm.report-response"], "dm.error-response", [], "dm"),
+    "dm.service": ("dm recommendation (mockcre's path for the service host's POST /)",
+                   ["dm.recommend"], ["dm.recommend-response"], "dm.error-response", [], "dm"),
+    "dm.root": ("dm, as the real hosts take it: reports on data.dm.qcloud.com, recommendations on "
+                "service.dm.qcloud.com; mockcre routes by the Host header (data.* / service.*), else by the body "
+                "(data_type present: a report)",
+                ["dm.item", "dm.action", "dm.recommend"], ["dm.report-response", "dm.recommend-response"],
+                "dm.error-response", [DM_DATA_SERVER, DM_SERVICE_SERVER], "dm"),
+}
+
+HTTP_ERROR = {
+    "title": "mockcre HTTP error",
+    "description": "The JSON body of a 404 (no such path) or 405 (wrong method; the Allow header lists the right one). "
+                   "Protocol errors are never answered this way: they are HTTP 200 with the dialect's envelope.",
+    "type": "object",
+    "required": ["error", "status", "message"],
+    "properties": {"error": {"type": "string"}, "status": {"type": "integer"}, "message": {"type": "string"}},
+}
+
+
+def _rewrite_refs(node, own: str):
+    """``$ref``s of file ``own`` made absolute within the OpenAPI document."""
+    if isinstance(node, list):
+        return [_rewrite_refs(n, own) for n in node]
+    if not isinstance(node, dict):
+        return node
+    out = {}
+    for key, value in node.items():
+        if key == "$ref" and isinstance(value, str):
+            out[key] = _ref(value, own)
+        else:
+            out[key] = _rewrite_refs(value, own)
+    return out
+
+
+def _ref(ref: str, own: str) -> str:
+    target, _, pointer = ref.partition("#")
+    if not target:
+        name = own
+    elif target.endswith(".schema.json"):
+        name = Path(target).name[: -len(".schema.json")]
+    else:
+        raise ValueError(f"schemas/{own}.schema.json: cannot embed a reference outside schemas/: {ref!r}")
+    return SCHEMA_REF + name + pointer
+
+
+def component(name: str) -> dict:
+    """Schema file ``name`` as an OpenAPI component: no ``$schema``/``$id``, references rewritten."""
+    schema = copy.deepcopy(load_schema(name))
+    schema.pop("$schema", None)
+    schema.pop("$id", None)
+    return _rewrite_refs(schema, name)
+
+
+def _code(dialect: str, success: bool) -> dict:
+    zero = "0" if dialect == "cre" else 0
+    return {"properties": {"code": {"const": zero} if success else {"not": {"const": zero}}}}
+
+
+def _examples(names: list[str]) -> dict:
+    out = {}
+    for name in names:
+        schema = load_schema(name)
+        found = schema.get("examples", [])
+        for i, value in enumerate(found):
+            key = name if len(found) == 1 else f"{name}-{i + 1}"
+            out[key] = {"summary": schema.get("title", name), "value": value,
+                        "description": f"The document's example (schemas/{name}.schema.json examples[{i}])."}
+    return out
+
+
+def _json_content(schema: dict, examples: dict) -> dict:
+    content = {"schema": schema}
+    if examples:
+        content["examples"] = examples
+    return {JSON: content}
+
+
+def _one_of(refs: list[dict]) -> dict:
+    return refs[0] if len(refs) == 1 else {"oneOf": refs}
+
+
+def _operation(endpoint: str) -> dict:
+    summary, requests, replies, envelope, _servers, tag = OPERATIONS[endpoint]
+    dialect = endpoint.split(".")[0]
+    zero = '"0"' if dialect == "cre" else "0"
+    success = [{"allOf": [{"$ref": SCHEMA_REF + r}], **_code(dialect, True), "description": f"{r} with code {zero}"}
+               for r in replies]
+    reply = {"oneOf": success + [{"$ref": SCHEMA_REF + envelope}]}
+    secret = "token (cre)" if dialect == "cre" else "MD5 = md5(bid&request_id&TOKEN) (dm)"
+    return {
+        "operationId": endpoint.replace(".", "_"),
+        "tags": [tag],
+        "summary": summary,
+        "description": f"Credentials travel in the body: {secret}. A gzip or deflate body with Content-Encoding "
+                       "is accepted too.",
+        "requestBody": {"required": True, "content": _json_content(_one_of([{"$ref": SCHEMA_REF + r} for r in requests]),
+                                                                   _examples(requests))},
+        "responses": {
+            "200": {"description": "The reply, or the dialect's error envelope (code -1 format error, -2 system error, "
+                                   "-3 algorithm error / empty result): the real service answers every protocol error "
+                                   "with HTTP 200.",
+                    "content": _json_content(reply, _examples(replies + ([envelope] if envelope in _file_names() else [])))},
+            "404": {"$ref": "#/components/responses/NotFound"},
+            "405": {"$ref": "#/components/responses/MethodNotAllowed"},
+        },
+    }
+
+
+def _file_names() -> list[str]:
+    return [n for n in schema_names() if n not in NOT_API]
+
+
+def build() -> dict:
+    """The OpenAPI 3.1 document (a fresh dict each call)."""
+    from mockcre.app import PATHS
+
+    schemas = {name: component(name) for name in _file_names()}
+    schemas["cre.error-envelope"] = {
+        "title": "cre error envelope",
+        "description": "Every cre error reply: the upload reply's shape (schemas/cre.upload-response.schema.json) "
+                       "with a code other than \"0\": \"-1\" format error, \"-2\" system error, \"-3\" algorithm error.",
+        "allOf": [{"$ref": SCHEMA_REF + "cre.upload-response"}], **_code("cre", False)}
+    schemas["HttpError"] = HTTP_ERROR
+    paths = {}
+    for path, endpoint in PATHS.items():
+        servers = OPERATIONS[endpoint][4]
+        item = {"post": _operation(endpoint)}
+        if servers:
+            item["servers"] = servers + [LOCAL_MOCK]
+        else:
+            item["servers"] = [LOCAL_MOCK]
+            item["description"] = "mockcre only: the real dm hosts take POST / (see that path)."
+        paths[path] = item
+    return {
+        "openapi": "3.1.0",
+        "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
+        "info": {
+            "title": "Tencent recommendation APIs: cre (云推荐引擎) and dm (智能推荐)",
+            "version": __version__,
+            "description": "Generated by `mockcre openapi` from mockcre's JSON Schemas (schemas/*.schema.json, the "
+                           "strict contract: the documents' tables). mockcre's default lenient mode also accepts "
+                           "what the `x-lenient` and `x-lenient-optional` keywords describe, with a warning. "
+                           "Every protocol error is HTTP 200 with the dialect's envelope: cre "
+                           "{\"seq_no\", \"code\": \"-1\", \"message\"}, dm {\"request_id\", \"code\": -1, \"msg\"}.",
+            "license": {"name": "MIT", "identifier": "MIT"},
+        },
+        "servers": [LOCAL_MOCK, CRE_SERVER, DM_DATA_SERVER, DM_SERVICE_SERVER],
+        "tags": [{"name": "cre", "description": "云推荐引擎: token, versioned envelope, every value a string"},
+                 {"name": "dm", "description": "智能推荐: MD5 signature, one record per request, integer codes"}],
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "responses": {
+                "NotFound": {"description": "No such path.", "content": _json_content({"$ref": SCHEMA_REF + "HttpError"}, {})},
+                "MethodNotAllowed": {
+                    "description": "The path takes POST only.",
+                    "headers": {"Allow": {"description": "the methods the path takes", "schema": {"type": "string"}}},
+                    "content": _json_content({"$ref": SCHEMA_REF + "HttpError"}, {})},
+            },
+        },
+    }
+
+
+def dumps(document: dict, yaml_format: bool = False) -> str:
+    if yaml_format:
+        import yaml
+
+        return yaml.safe_dump(document, allow_unicode=True, sort_keys=False, width=120)
+    return json.dumps(document, ensure_ascii=False, indent=2) + "\n"
+
+
+def main(args) -> int:
+    out = getattr(args, "output", None)
+    document = build()
+    text = dumps(document, yaml_format=bool(out) and out.endswith((".yaml", ".yml")))
+    if not out or out == "-":
+        sys.stdout.write(text)
+        return 0
+    try:
+        Path(out).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        sys.stderr.write(f"mockcre openapi: cannot write {out}: {exc}\n")
+        return 2
+    sys.stderr.write(f"mockcre openapi: wrote {out} ({len(document['paths'])} paths, "
+                     f"{len(document['components']['schemas'])} schemas)\n")
+    return 0
