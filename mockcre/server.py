@@ -15,7 +15,7 @@ import socket
 import sys
 import threading
 
-from werkzeug.serving import WSGIRequestHandler, make_server
+from werkzeug.serving import WSGIRequestHandler
 
 from mockcre import __version__
 

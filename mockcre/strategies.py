@@ -32,6 +32,7 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
+from mockcre.auth import dm_signature
 from mockcre.contracts.schema_check import registry as schema_registry
 from mockcre.contracts.violations import display_path, pointer
 from mockcre.domain import (CRE_DEFAULT_TTL, DAY, DM_DEFAULT_TTL, DM_DEFAULT_UID_TYPE, GLOBAL_POOL, REQUEST_KINDS,
@@ -540,24 +541,93 @@ def _valid_requests(dialect: str, kind: str) -> st.SearchStrategy[dict]:
     return draw_request()
 
 
-def requests(dialect: str, kind: str, valid: bool = True) -> st.SearchStrategy[dict]:
+def requests(dialect: str, kind: str, valid: bool = True, account=None) -> st.SearchStrategy[dict]:
     """Request bodies of ``schemas/{dialect}.{kind}.schema.json``.
 
     ``valid=True``: bodies with no violation at all in strict mode, semantic rules included.
     ``valid=False``: a valid body with exactly one targeted defect (see ``mutations``), which both
     modes must reject.
+    ``account``: sign the bodies as that account would — a cre token, or a dm ``(bid, token)`` pair
+    whose MD5 = md5(bid&request_id&TOKEN) is computed for each body.
     """
     _check_kind(dialect, kind, REQUEST_KINDS)
     if not valid:
-        return mutations(dialect, kind).map(lambda pair: pair[0])
-    return _valid_requests(dialect, kind)
+        return mutations(dialect, kind, account).map(lambda pair: pair[0])
+    return _valid_requests(dialect, kind).map(lambda body: sign(dialect, body, account))
+
+
+def sign(dialect: str, body: dict, account) -> dict:
+    """``body`` as ``account`` sends it (see ``requests``); no account leaves it as it is."""
+    if account is None:
+        return body
+    if dialect == "cre":
+        return {**body, "token": account}
+    bid, token = account
+    return {**body, "bid": bid, "MD5": dm_signature(bid, str(body.get("request_id", "")), token)}
 
 
 @cache
 def responses(dialect: str, kind: str) -> st.SearchStrategy[dict]:
-    """Reply bodies of ``schemas/{dialect}.{kind}.schema.json``, success and error branches alike."""
+    """Reply bodies of ``schemas/{dialect}.{kind}.schema.json``, success and error branches alike.
+
+    Besides what the schema allows at random, one draw in three is an edge a parser must survive:
+    the documented -1/-2/-3 envelopes, empty results, the maximum of 200 items, weights at 0 and
+    1000000, Chinese and emoji ids.
+    """
     _check_kind(dialect, kind, RESPONSE_KINDS)
-    return from_schema(load_schema(f"{dialect}.{kind}"), overrides=_response_vocabulary(dialect)).map(_fix_rec_order)
+    generated = from_schema(load_schema(f"{dialect}.{kind}"), overrides=_response_vocabulary(dialect)).map(_fix_rec_order)
+    return st.one_of(generated, generated, _edge_responses(dialect, kind))
+
+
+_UNICODE_IDS = ("商品-001", "视频🎬42", "ItemId10", "物料_0", "🧧", "item with space")
+
+
+def _ranked_ids(max_size: int) -> st.SearchStrategy[list]:
+    return st.lists(st.one_of(st.sampled_from(_UNICODE_IDS), identifiers(1, 8)), min_size=0, max_size=max_size, unique=True)
+
+
+def _edge_responses(dialect: str, kind: str) -> st.SearchStrategy[dict]:
+    echo = st.one_of(st.none(), request_ids()) if dialect == "dm" else st.one_of(st.none(), st.just("987654321"))
+    lengths = st.sampled_from([0, 1, 2, 200])
+    if dialect == "dm":
+        envelope = st.builds(lambda rid, code, msg: {"request_id": rid, "code": code, "msg": msg}, echo,
+                             st.sampled_from([-1, -2, -3]), st.sampled_from(["empty result", "format error (格式错误)",
+                                                                             "system error", "true"]))
+        if kind == "error-response":
+            return envelope
+        if kind == "report-response":
+            return st.one_of(envelope, st.builds(lambda rid: {"request_id": rid, "code": 0, "msg": "true"}, echo))
+
+        @st.composite
+        def ranked(draw):
+            n = draw(lengths)
+            ids = draw(_ranked_ids(n)) if n < 200 else [f"物料{i:03d}" for i in range(200)]
+            top = draw(st.sampled_from([1_000_000, 974, 0]))
+            weights = sorted((draw(st.integers(0, top)) for _ in ids), reverse=True)
+            if weights:
+                weights[0] = top
+            return {"request_id": draw(echo), "algid": draw(st.integers(0, 99)), "code": 0, "scene_id": "1001",
+                    "data": [{"item": i, "weight": w} for i, w in zip(ids, weights)]}
+
+        return st.one_of(envelope, ranked())
+    envelope = st.builds(lambda seq, code, message: {"seq_no": seq, "code": code, "message": message}, echo,
+                         st.sampled_from(["-1", "-2", "-3"]), st.sampled_from([None, "format error (格式错误)", "system error"]))
+    if kind != "query-response":
+        return st.one_of(envelope, st.builds(lambda seq, message: {"seq_no": seq, "code": "0", "message": message},
+                                             echo, st.sampled_from([None, "success"])))
+
+    @st.composite
+    def ranked(draw):
+        pools = draw(st.lists(st.sampled_from(["0", "11016775", "女装", "p1"]), min_size=1, max_size=3, unique=True))
+        rec = {}
+        for pool in pools:
+            n = draw(lengths)
+            ids = draw(_ranked_ids(n)) if n < 200 else [f"{pool}-{i}" for i in range(200)]
+            rec[pool] = [{"id": i, "score": str(len(ids) - k)} for k, i in enumerate(ids)]
+        return {"seq_no": draw(echo), "code": "0", "message": draw(st.sampled_from([None, "success", "empty result"])),
+                "test_id": "123456789", "abtag": "123456789", "trace_id": "737213799686931157", "rec": rec}
+
+    return st.one_of(envelope, ranked())
 
 
 # -- mutations: one targeted defect ------------------------------------------------------------------
@@ -571,7 +641,7 @@ class Defect:
     description: str
 
 
-_MUTATION_KINDS = ("remove", "type", "enum", "pattern", "range", "const")
+_MUTATION_KINDS = ("remove", "type", "enum", "pattern", "range", "const", "signature")
 
 
 @dataclass(frozen=True)
@@ -707,13 +777,15 @@ def _type_rule(schema: dict) -> str:
 
 
 @cache
-def mutations(dialect: str, kind: str) -> st.SearchStrategy[tuple[dict, Defect]]:
+def mutations(dialect: str, kind: str, account=None) -> st.SearchStrategy[tuple[dict, Defect]]:
     """``(body, Defect)``: a valid request with exactly one targeted defect that strict and lenient mode reject.
 
     Defects: a required field removed (not one lenient mode makes optional), a wrong JSON type
     where a scalar is expected (object/array/boolean; never a number/string swap, which lenient
     mode coerces), an enum value outside the table, a number outside its bounds, a string that
-    breaks its pattern, or the other record kind's ``data_type``.
+    breaks its pattern, or the other record kind's ``data_type``. With an ``account`` (see
+    ``requests``) the bodies are signed, and one more defect is a wrong signature or token, which
+    a server that checks accounts must reject (rule ``auth``).
     """
     _check_kind(dialect, kind, REQUEST_KINDS)
     schema = load_schema(f"{dialect}.{kind}")
@@ -721,14 +793,20 @@ def mutations(dialect: str, kind: str) -> st.SearchStrategy[tuple[dict, Defect]]
 
     @st.composite
     def draw_mutation(draw):
-        body = copy.deepcopy(draw(valid))
+        body = sign(dialect, copy.deepcopy(draw(valid)), account)
         resolver = schema_registry().resolver(base_uri=schema["$id"])
         by_kind: dict[str, list[_Site]] = {}
         for found in _sites(body, schema, resolver):
             by_kind.setdefault(found.kind, []).append(found)
+        if account is not None:
+            by_kind["signature"] = [_Site(("MD5",) if dialect == "dm" else ("token",), "signature", {})]
         # The kind first, then the place: otherwise wrong-type defects, possible everywhere, crowd out the rest.
         site = draw(st.sampled_from(by_kind[draw(st.sampled_from(sorted(by_kind, key=_MUTATION_KINDS.index)))]))
         where, field = pointer(site.parts), display_path(site.parts)
+        if site.kind == "signature":
+            wrong = ("f" * 32 if body.get("MD5", "").lower() != "f" * 32 else "e" * 32) if dialect == "dm" else "not-the-token"
+            _set(body, site.parts, wrong)
+            return body, Defect(where, "auth", f"{'signed with the wrong token' if dialect == 'dm' else 'sent an unknown token'}")
         if site.kind == "remove":
             _set(body, site.parts, _REMOVE)
             return body, Defect(where, "schema.required", f"removed required field {field}")

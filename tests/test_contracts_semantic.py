@@ -94,6 +94,12 @@ CASES = [
      "/item_time", lambda: with_fields("dm.item", item_time=str(NOW))),
     ("tags-separator", "dm.item", lambda: with_fields("dm.item", tags="电器,科技"), "/tags", lambda: with_fields("dm.item", tags="电器;科技")),
     ("tags-separator", "dm.item", lambda: with_fields("dm.item", tags="电器，科技"), "/tags", lambda: with_fields("dm.item", tags="电器")),
+    ("data-type-mismatch", "dm.item", lambda: with_fields("dm.item", action_type=1), "/data_type",
+     lambda: with_fields("dm.item", vender="action_type")),
+    ("data-type-mismatch", "dm.action", lambda: with_fields("dm.action", pool_id="p1"), "/data_type",
+     lambda: with_fields("dm.action", scene_id="pool_id")),
+    ("data-type-mismatch", "cre.item", lambda: cre_item(item_action=[]), "/data/0", lambda: cre_item(url="item_action")),
+    ("data-type-mismatch", "cre.action", lambda: cre_action(publish="1"), "/data/0", lambda: cre_action(page_id="publish")),
     ("rec-order", "cre.query-response", lambda: _rec(["99", "100"]), "/rec/11016775/1/score", lambda: _rec(["100", "99", "99"])),
     ("rec-order", "dm.recommend-response", lambda: _weights([10, 20]), "/data/1/weight", lambda: _weights([20, 10, 10])),
 ]

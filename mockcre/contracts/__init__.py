@@ -59,8 +59,12 @@ def check(body, dialect: str | None = None, kind: str | None = None, strict: boo
             dialect, kind = detect(body, dialect)
         except Undetected as exc:
             return Checked(body, dialect, None, found + [Violation(exc.path, str(exc), ERROR, "detect")])
+    semantic = semantic_violations(dialect, kind, body, strict, now)
+    wrong_kind = [v for v in semantic if v.rule == "data-type-mismatch"]
+    if wrong_kind:  # records of the other kind: their schema errors would only bury the cause
+        return Checked(body, dialect, kind, found + wrong_kind)
     found.extend(schema_violations(f"{dialect}.{kind}", body, strict))
-    found.extend(semantic_violations(dialect, kind, body, strict, now))
+    found.extend(semantic)
     return Checked(body, dialect, kind, found)
 
 

@@ -115,6 +115,28 @@ def _duplicate_items(body, parts, ctx):
                 first_seen[key] = where
 
 
+# -- data_type ---------------------------------------------------------------------------------
+
+# Fields that only one record kind has: a record carrying the other kind's says data_type is wrong.
+_ITEM_ONLY = ("pool_id", "publish", "item_time", "expire_time", "describe", "tags", "free", "score", "price", "url")
+_KIND_FIELDS = {
+    ("cre", "item"): ("action_id", "item_action", "oper_time", "uid", "uid_type", "source"),
+    ("cre", "action"): _ITEM_ONLY + ("lv1class", "lv2class", "lv3class", "vender"),
+    ("dm", "item"): ("action_type", "trace_id", "action_time", "uid", "uid_type", "scene_id", "source"),
+    ("dm", "action"): _ITEM_ONLY + ("big_type", "middle_type", "small_type", "vender"),
+}
+
+
+@rule("data-type-mismatch", ERROR, list(_KIND_FIELDS), "data_type：协议类型：1：item，2：action")
+def _data_type_mismatch(record, parts, ctx):
+    found = [name for name in _KIND_FIELDS[(ctx.dialect, ctx.kind)] if name in record]
+    if found:
+        other = "action" if ctx.kind == "item" else "item"
+        where = ["data_type"] if ctx.dialect == "dm" else parts
+        yield where, (f"data_type says {ctx.kind}, but the record carries {other} fields ({', '.join(found)}); "
+                      f"send data_type {'2' if other == 'action' else '1'} for an {other}")
+
+
 # -- actions -----------------------------------------------------------------------------------
 
 @rule("dm-action-empty-item", ERROR, [("dm", "action")], "item_id：物料列表，多个物料用 ; 号隔开")

@@ -24,6 +24,20 @@ class Route:
     namespace: str
 
 
+def echo_id(body, name: str):
+    """The request's own id for the reply: a string exactly, a number as its text, anything else null.
+
+    The documents say "接口原样返回" (returned as sent) and type the field as a string; a number is
+    echoed in the string form lenient mode read it as, so the reply stays valid.
+    """
+    value = body.get(name) if isinstance(body, dict) else None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return str(int(value)) if float(value).is_integer() else str(value)
+    return None
+
+
 def number(value, default: float = 0.0) -> float:
     if isinstance(value, bool) or value is None:
         return default

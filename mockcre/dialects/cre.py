@@ -6,7 +6,7 @@ from mockcre import domain
 from mockcre.recommend import RecRequest, Ranking
 from mockcre.store import Action, Item
 
-from .base import Route, WrongKind, coordinates, number, seconds, split, text
+from .base import Route, WrongKind, echo_id, coordinates, number, seconds, split, text
 
 ROUTES = {
     "cre.upload": Route("cre.upload", ("item", "action"), "prod"),
@@ -24,7 +24,7 @@ class Cre:
     routes = ROUTES
 
     def echo(self, body):
-        return body.get("seq_no") if isinstance(body, dict) else None
+        return echo_id(body, "seq_no")
 
     def kind_for(self, route: Route, body) -> str:
         if route.kinds == ("query",):

@@ -6,7 +6,7 @@ from mockcre import domain
 from mockcre.recommend import RecRequest, Ranking
 from mockcre.store import Action, Item
 
-from .base import Route, WrongKind, coordinates, number, seconds, split, text
+from .base import Route, WrongKind, echo_id, coordinates, number, seconds, split, text
 
 ROUTES = {
     "dm.data": Route("dm.data", ("item", "action"), "data"),
@@ -25,7 +25,7 @@ class Dm:
     routes = ROUTES
 
     def echo(self, body):
-        return body.get("request_id") if isinstance(body, dict) else None
+        return echo_id(body, "request_id")
 
     def kind_for(self, route: Route, body) -> str:
         has_type = isinstance(body, dict) and "data_type" in body
