@@ -85,8 +85,8 @@ def test_strict_and_explicit_kind(tmp_path):
     assert run(str(body)).returncode == 0
     strict = run("--strict", str(body))
     assert strict.returncode == 1 and "/expire_time" in strict.stdout.decode()
-    as_action = run("--dialect", "dm", "--kind", "action", str(body))
-    assert as_action.returncode == 1 and "/action_type" in as_action.stdout.decode()
+    as_action = run("--dialect", "dm", "--kind", "action", str(body))  # an item's fields: the root cause alone
+    assert as_action.returncode == 1 and "data-type-mismatch" in as_action.stdout.decode()
 
 
 @pytest.mark.parametrize("args, message", [

@@ -117,13 +117,14 @@ def _duplicate_items(body, parts, ctx):
 
 # -- data_type ---------------------------------------------------------------------------------
 
-# Fields that only one record kind has: a record carrying the other kind's says data_type is wrong.
-_ITEM_ONLY = ("pool_id", "publish", "item_time", "expire_time", "describe", "tags", "free", "score", "price", "url")
+# Fields that define the other record kind: a record carrying one says data_type is wrong. (A stray
+# uid on an item proves nothing; an action_type does.)
+_ITEM_DEFINING = ("pool_id", "publish", "item_time", "expire_time")
 _KIND_FIELDS = {
-    ("cre", "item"): ("action_id", "item_action", "oper_time", "uid", "uid_type", "source"),
-    ("cre", "action"): _ITEM_ONLY + ("lv1class", "lv2class", "lv3class", "vender"),
-    ("dm", "item"): ("action_type", "trace_id", "action_time", "uid", "uid_type", "scene_id", "source"),
-    ("dm", "action"): _ITEM_ONLY + ("big_type", "middle_type", "small_type", "vender"),
+    ("cre", "item"): ("action_id", "item_action", "oper_time"),
+    ("cre", "action"): _ITEM_DEFINING,
+    ("dm", "item"): ("action_type", "trace_id", "action_time"),
+    ("dm", "action"): _ITEM_DEFINING + ("tags",),
 }
 
 
