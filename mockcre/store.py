@@ -9,11 +9,25 @@ every write, so reads never scan the action log.
 
 from __future__ import annotations
 
+import math
 import threading
+import zlib
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
+from sortedcontainers import SortedKeyList
+
 from mockcre.domain import GLOBAL_POOL
+
+
+def stable_hash(item_id: str) -> int:
+    """The last tie-break of every ranking: the same on every machine and run (unlike hash())."""
+    return zlib.crc32(item_id.encode("utf-8"))
+
+
+def geo_cell(lat: float, lon: float) -> tuple:
+    """The one-degree cell of a point: the geo index looks at a point's cell and its neighbours."""
+    return (math.floor(lat), math.floor(lon))
 
 
 @dataclass(slots=True)
@@ -75,35 +89,66 @@ class Counts:
 
 
 class Partition:
+    """One data set and the indexes that keep reads off the action log.
+
+    ``by_popularity`` holds every item most popular first (then score, recency, stable hash): the
+    order of a cold-start ranking, kept up to date in O(log n) per report, so a ranking reads
+    only as far down it as it needs. ``feature_index`` (tag, category, vendor → items) and
+    ``geo_cells`` (one-degree cell → items) find the few items a user's taste, a detail page or a
+    location lifts.
+    """
+
     def __init__(self, key: tuple):
         self.key = key
         self.items: dict[str, Item] = {}
         self.pools: defaultdict[str, set] = defaultdict(set)
-        self.tag_index: defaultdict[str, set] = defaultdict(set)
+        self.feature_index: defaultdict[str, set] = defaultdict(set)
+        self.geo_cells: defaultdict[tuple, set] = defaultdict(set)
         self.popularity: Counter = Counter()
+        self.popularity_keys: dict[str, tuple] = {}  # item -> its current key in by_popularity
+        self.by_popularity = SortedKeyList(key=self.popularity_keys.__getitem__)
+        self.version = 0  # bumped by every write: feature_tops compares it
+        self.feature_tops: dict[str, tuple] = {}  # feature -> (version, its most popular items), for the recommender
         self.counts = Counts()
         self.users: defaultdict[str, User] = defaultdict(User)
         self.actions: list[Action] = []
 
+    def _place(self, item_id: str) -> None:
+        """(Re)compute an item's key and put it in ``by_popularity`` (ascending, so every part is negated)."""
+        item = self.items[item_id]
+        self.popularity_keys[item_id] = (-math.log1p(max(self.popularity[item_id], 0.0)), -item.score, -item.item_time,
+                                         -stable_hash(item_id))
+        self.by_popularity.add(item_id)
+
     def upsert(self, item: Item) -> None:
         """The last report of an item wins (以最后一次上报为准): indexes follow the new record."""
+        self.version += 1
         old = self.items.get(item.item_id)
         if old is not None:
             item.reports = old.reports + 1
-            for pool in old.pools:
-                self.pools[pool].discard(item.item_id)
-            for tag in old.tags:
-                self.tag_index[tag].discard(item.item_id)
+            self.by_popularity.remove(item.item_id)  # found by its old key, still in popularity_keys
+            self._index(old, discard=True)
         self.items[item.item_id] = item
-        for pool in item.pools:
-            self.pools[pool].add(item.item_id)
-        for tag in item.tags:
-            self.tag_index[tag].add(item.item_id)
+        self._index(item)
+        self._place(item.item_id)
+
+    def _index(self, item: Item, discard: bool = False) -> None:
+        sets = [self.pools[pool] for pool in item.pools] + [self.feature_index[f] for f in item.features]
+        if item.lat is not None and item.lon is not None:
+            sets.append(self.geo_cells[geo_cell(item.lat, item.lon)])
+        for members in sets:
+            (members.discard if discard else members.add)(item.item_id)
 
     def add(self, action: Action, kind: str) -> None:
         """Record one action; ``kind`` is exposure/click/conversion/other for the engagement counters."""
+        self.version += 1
         self.actions.append(action)
+        known = action.item_id in self.items and action.weight != 0
+        if known:
+            self.by_popularity.remove(action.item_id)
         self.popularity[action.item_id] += action.weight
+        if known:
+            self._place(action.item_id)
         user = self.users[action.uid]
         user.actions += 1
         user.item_weights[action.item_id] += action.weight

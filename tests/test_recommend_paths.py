@@ -1,0 +1,56 @@
+"""The recommender's fast path (popularity order + shortlist) must rank exactly as scoring every candidate."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+import mockcre.recommend as recommend
+from mockcre.store import Action, Item, Partition
+
+
+def random_partition(rng: random.Random, n: int) -> Partition:
+    part = Partition(("dm", "x"))
+    for i in range(n):
+        near = rng.random() < 0.3
+        part.upsert(Item(
+            item_id=f"i{i}", pools=tuple(f"p{rng.randrange(4)}" for _ in range(rng.randrange(0, 3))),
+            tags={f"t{rng.randrange(30)}": 1.0 for _ in range(rng.randrange(0, 3))}, categories=(f"c{rng.randrange(10)}",),
+            vendor=f"v{rng.randrange(5)}" if rng.random() < 0.5 else None, score=round(rng.random(), 1),
+            item_time=100 + rng.randrange(5), expire_time=rng.choice([50, 10**10]), on_shelf=rng.random() > 0.1,
+            lat=22.5 + rng.uniform(-2, 2) if near else None, lon=114 + rng.uniform(-2, 2) if near else None, record={}))
+    for _ in range(n * 3):
+        part.add(Action(f"u{rng.randrange(20)}", f"i{int(rng.paretovariate(1.1)) % n}", "2", rng.choice([1.0, 5.0, -2.0]), 1,
+                        purchase=1 if rng.random() < 0.02 else 0), "click")
+    if n > 10:
+        part.upsert(Item("i3", ("p1",), {"t1": 1.0}, (), None, 0.5, 101, 10**10, True, None, None, {}))  # a re-report
+    return part
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_fast_path_ranks_exactly_like_scoring_everything(seed, monkeypatch):
+    rng = random.Random(seed)
+    part = random_partition(rng, rng.choice([60, 400, 2500]))
+    for _ in range(15):
+        lat = rng.choice([None, 22.5])
+        req = recommend.RecRequest(uid=rng.choice([None, "u1", "u2", "nobody"]), pools=rng.choice([["0"], ["p1"], ["p1", "p2"]]),
+                                   cid=rng.choice([None, f"i{rng.randrange(50)}"]), limit=rng.choice([1, 5, 50]),
+                                   variant=rng.choice(["personalised", "popularity"]), lat=lat, lon=None if lat is None else 114.0)
+        monkeypatch.setattr(recommend, "SCORE_ONE_BY_ONE_UP_TO", 10**9)
+        every = recommend.rank(part, req, 60).entries
+        monkeypatch.setattr(recommend, "SCORE_ONE_BY_ONE_UP_TO", 0)
+        fast = recommend.rank(part, req, 60).entries
+        assert fast == every, req
+
+
+def test_the_popularity_order_follows_every_write():
+    part = Partition(("dm", "x"))
+    for i in range(5):
+        part.upsert(Item(f"i{i}", ("p",), {}, (), None, 0.0, 100, 10**10, True, None, None, {}))
+    for item in ["i3", "i3", "i1", "i1", "i3", "i4"]:
+        part.add(Action("u", item, "2", 5.0, 1), "click")
+    part.add(Action("u", "i3", "124", -20.0, 1), "other")  # cancelled: drops below everything clicked
+    part.upsert(Item("i0", ("p",), {}, (), None, 9.0, 100, 10**10, True, None, None, {}))  # the best score among the unclicked
+    assert list(part.by_popularity)[:3] == ["i1", "i4", "i0"]
+    assert list(part.by_popularity) == sorted(part.items, key=part.popularity_keys.__getitem__)
