@@ -7,8 +7,11 @@ import socket
 import struct
 import time
 
-from flask import Flask, Response, request
+from flask import Flask
+from werkzeug.datastructures import EnvironHeaders
 from werkzeug.exceptions import HTTPException
+from werkzeug.http import HTTP_STATUS_CODES
+from werkzeug.wsgi import get_input_stream
 
 from mockcre.service import Reply, Service
 
@@ -32,9 +35,7 @@ def create_app(config=None) -> Flask:
     app = Flask("mockcre")
     app.json.ensure_ascii = False
     app.extensions["mockcre"] = service
-
-    for path, endpoint in PATHS.items():
-        app.add_url_rule(path, endpoint, _view(service, endpoint), methods=["POST"])
+    app.wsgi_app = ApiRoutes(service, app.wsgi_app)
 
     from mockcre import admin, dashboard
 
@@ -56,31 +57,58 @@ def create_app(config=None) -> Flask:
     return app
 
 
-def _view(service: Service, endpoint: str):
-    def view():
-        limit = service.config.max_body_bytes
-        raw = request.stream.read(limit + 1)  # a body over the limit is refused, never read whole
-        reply = service.handle(endpoint, raw, request.headers.items(), request.host)
+class ApiRoutes:
+    """WSGI in front of Flask: the API's paths go straight to the Service, everything else to Flask.
+
+    The API is a flat table of POST paths, and Flask's request machinery (context, routing,
+    response objects) cost as much as answering a recommendation; the admin pages and the
+    dashboard keep it. Other methods on an API path get the JSON 405 Flask would give.
+    """
+
+    def __init__(self, service: Service, flask_wsgi):
+        self.service = service
+        self.flask_wsgi = flask_wsgi
+
+    def __call__(self, environ, start_response):
+        endpoint = PATHS.get(environ.get("PATH_INFO", ""))
+        if endpoint is None:
+            return self.flask_wsgi(environ, start_response)
+        if environ.get("REQUEST_METHOD") != "POST":
+            return _json(start_response, 405, {"error": "Method Not Allowed", "status": 405,
+                                               "message": "The method is not allowed for the requested URL."},
+                         [("Allow", "POST")])
+        try:
+            raw = get_input_stream(environ).read(self.service.config.max_body_bytes + 1)  # over the limit: never read whole
+        except HTTPException as exc:  # e.g. the client went away mid-body
+            return _json(start_response, exc.code, {"error": exc.name, "status": exc.code, "message": exc.description})
+        reply = self.service.handle(endpoint, raw, EnvironHeaders(environ).items(), environ.get("HTTP_HOST", ""))
         if reply.delay:
             time.sleep(reply.delay)
         if reply.fault:
-            return _break_connection(reply)
-        return Response(reply.body, reply.status, list(reply.headers))
+            return _break_connection(environ, start_response, reply)
+        start_response(f"{reply.status} {HTTP_STATUS_CODES.get(reply.status, 'Unknown')}",
+                       [*reply.headers, ("Content-Length", str(len(reply.body)))])
+        return [reply.body]
 
-    view.__name__ = endpoint.replace(".", "_")
-    return view
+
+def _json(start_response, status: int, body: dict, headers=()):
+    data = json.dumps(body).encode()
+    start_response(f"{status} {HTTP_STATUS_CODES.get(status, 'Unknown')}",
+                   [("Content-Type", "application/json"), ("Content-Length", str(len(data))), *headers])
+    return [data]
 
 
-def _break_connection(reply: Reply) -> Response:
+def _break_connection(environ, start_response, reply: Reply):
     """A scenario fault: end the connection without an answer (after holding it, for a timeout).
 
     Werkzeug's server hands over its socket, which is shut down with SO_LINGER 0 so the client
-    sees the connection drop; other servers (granian) abort the connection when the body raises.
-    Either way the client gets a connection error, not a reply.
+    sees the connection drop; other servers (granian) abort the connection when the body raises,
+    after a declared length the body never delivers. Either way the client gets a connection
+    error, not a reply.
     """
     if reply.hold:
         time.sleep(reply.hold)
-    sock = request.environ.get("werkzeug.socket")
+    sock = environ.get("werkzeug.socket")
     if sock is not None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         sock.shutdown(socket.SHUT_RDWR)  # also ends keep-alive, so the server thread lets go at once
@@ -89,8 +117,8 @@ def _break_connection(reply: Reply) -> Response:
         raise ConnectionAbortedError(f"mockcre scenario fault: {reply.fault}")
         yield b""  # a generator, so the error comes while the body is sent
 
-    # A declared length the body never delivers: granian would otherwise end an empty chunked body cleanly.
-    return Response(aborted(), 200, [("Content-Type", "application/json"), ("Content-Length", "64")])
+    start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", "64")])
+    return aborted()
 
 
 def service_of(app: Flask) -> Service:

@@ -60,7 +60,26 @@ class Ranking:
     personalised: bool  # False when the user was unknown (cold start) or the variant ignores users
 
 
+RANKING_CACHE_SIZE = 2048
+
+
 def rank(part: Partition | None, req: RecRequest, now: float) -> Ranking:
+    """The ranking of ``req``; memoised per store version and second, since the same state and request
+    always give the same answer (and integrators' clients repeat requests)."""
+    if part is None:
+        return _rank(part, req, now)
+    if part.ranking_cache_version != part.version or len(part.ranking_cache) >= RANKING_CACHE_SIZE:
+        part.ranking_cache.clear()
+        part.ranking_cache_version = part.version
+    key = (req.uid, tuple(req.pools), tuple(req.items) if req.items is not None else None, req.cid, req.lat, req.lon,
+           req.limit, req.variant, int(now))
+    ranking = part.ranking_cache.get(key)
+    if ranking is None:
+        ranking = part.ranking_cache[key] = _rank(part, req, now)
+    return Ranking(list(ranking.entries), ranking.personalised)
+
+
+def _rank(part: Partition | None, req: RecRequest, now: float) -> Ranking:
     if part is None:
         ids = sorted(dict.fromkeys(str(i) for i in req.items or []), key=stable_hash, reverse=True)
         return Ranking([(i, 0.0) for i in ids][: req.limit], False)

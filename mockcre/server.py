@@ -19,6 +19,7 @@ from werkzeug.serving import WSGIRequestHandler
 
 from mockcre import __version__
 
+SERVER_THREADS = 16  # granian's WSGI threads: scenario delays and timeouts sleep in them
 CONFIG_ENV = "MOCKCRE_SERVE_CONFIG"
 PARENT_ENV = "MOCKCRE_SERVE_PARENT"
 _prebuilt = None  # the app serve() built in the parent; granian's forked worker inherits it
@@ -85,7 +86,7 @@ def port_is_free(host: str, port: int) -> bool:
     return True
 
 
-def serve(host: str, port: int, config: dict, threads: int = 16, out=sys.stdout) -> int:
+def serve(host: str, port: int, config: dict, threads: int = SERVER_THREADS, out=sys.stdout) -> int:
     """Serve until SIGINT or SIGTERM; 0 on a clean stop, 1 when the port is taken."""
     from granian import Granian
     from granian.constants import Interfaces

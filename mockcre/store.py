@@ -109,6 +109,8 @@ class Partition:
         self.by_popularity = SortedKeyList(key=self.popularity_keys.__getitem__)
         self.version = 0  # bumped by every write: feature_tops compares it
         self.feature_tops: dict[str, tuple] = {}  # feature -> (version, its most popular items), for the recommender
+        self.ranking_cache: dict = {}  # request -> ranking, valid while version is ranking_cache_version
+        self.ranking_cache_version = -1
         self.counts = Counts()
         self.users: defaultdict[str, User] = defaultdict(User)
         self.actions: list[Action] = []

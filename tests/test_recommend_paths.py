@@ -38,10 +38,23 @@ def test_fast_path_ranks_exactly_like_scoring_everything(seed, monkeypatch):
                                    cid=rng.choice([None, f"i{rng.randrange(50)}"]), limit=rng.choice([1, 5, 50]),
                                    variant=rng.choice(["personalised", "popularity"]), lat=lat, lon=None if lat is None else 114.0)
         monkeypatch.setattr(recommend, "SCORE_ONE_BY_ONE_UP_TO", 10**9)
-        every = recommend.rank(part, req, 60).entries
+        every = recommend._rank(part, req, 60).entries
         monkeypatch.setattr(recommend, "SCORE_ONE_BY_ONE_UP_TO", 0)
-        fast = recommend.rank(part, req, 60).entries
+        fast = recommend._rank(part, req, 60).entries
         assert fast == every, req
+
+
+def test_memoised_rankings_follow_every_write():
+    part = Partition(("dm", "x"))
+    for i in range(3):
+        part.upsert(Item(f"i{i}", ("p",), {}, (), None, 0.0, 100, 10**10, True, None, None, {}))
+    req = recommend.RecRequest(uid=None, pools=["0"], limit=3)
+    first = recommend.rank(part, req, 60)
+    assert recommend.rank(part, req, 60).entries == first.entries  # from the cache
+    part.add(Action("u", first.entries[-1][0], "2", 5.0, 1), "click")
+    assert recommend.rank(part, req, 60).entries[0][0] == first.entries[-1][0]  # the click counts at once
+    recommend.rank(part, req, 60).entries.clear()  # callers get their own list
+    assert len(recommend.rank(part, req, 60).entries) == 3
 
 
 def test_the_popularity_order_follows_every_write():
