@@ -256,7 +256,7 @@ def inprocess_figures(quick: bool) -> dict:
     from flask import Flask
 
     from mockcre import create_app
-    from mockcre.recommend import RecRequest, rank
+    from mockcre.recommend import rank
 
     out = {}
     bare = Flask("bare")
@@ -289,7 +289,6 @@ def inprocess_figures(quick: bool) -> dict:
             bodies = itertools.cycle([dm_recommend(f"u{i}") for i in range(0, 1000, 3)])
             handle = timed(lambda: svc.handle("dm.service", next(bodies), []), 300)
             out["dm_service_inprocess"] = {"p50_ms": statistics.median(handle), "p99_ms": pct(handle, 0.99), "items": n}
-        del svc, part
     out["scaling_ingest"] = {}
     for n in ([10_000, 100_000] if quick else [10_000, 100_000, 1_000_000]):
         svc = create_app({"clock": lambda: NOW, "journal_size": 100}).extensions["mockcre"]
@@ -298,7 +297,6 @@ def inprocess_figures(quick: bool) -> dict:
         for b in bodies:
             svc.handle("cre.upload", b, [])
         out["scaling_ingest"][n] = time.perf_counter() - started
-        del svc, bodies
     return out
 
 
