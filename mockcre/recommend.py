@@ -83,6 +83,7 @@ def _rank(part: Partition | None, req: RecRequest, now: float) -> Ranking:
     if part is None:
         ids = sorted(dict.fromkeys(str(i) for i in req.items or []), key=stable_hash, reverse=True)
         return Ranking([(i, 0.0) for i in ids][: req.limit], False)
+    by_popularity = part.fresh_order()
     user = part.users.get(req.uid) if req.uid else None
     personal = user is not None and req.variant in PERSONAL_VARIANTS
     bonus = _bonuses(part, req, user if personal else None)
@@ -104,7 +105,7 @@ def _rank(part: Partition | None, req: RecRequest, now: float) -> Ranking:
     in_pools = _membership(part, pools)
     shortlisted = [i for i in bonus if i in part.items and in_pools(i) and wanted(i)]
     rest = []
-    for item_id in part.by_popularity:  # the rest ranks by popularity alone: read only as far as needed
+    for item_id in by_popularity:  # the rest ranks by popularity alone: read only as far as needed
         if len(rest) >= limit:
             break
         if item_id not in bonus and in_pools(item_id) and wanted(item_id):

@@ -92,8 +92,9 @@ class Partition:
     """One data set and the indexes that keep reads off the action log.
 
     ``by_popularity`` holds every item most popular first (then score, recency, stable hash): the
-    order of a cold-start ranking, kept up to date in O(log n) per report, so a ranking reads
-    only as far down it as it needs. ``feature_index`` (tag, category, vendor → items) and
+    order of a cold-start ranking, so a ranking reads only as far down it as it needs. Actions
+    only mark their items stale; ``fresh_order()`` puts them back in place when a ranking reads
+    the order (one at a time for a few, a full re-sort when many changed), so ingest stays cheap. ``feature_index`` (tag, category, vendor → items) and
     ``geo_cells`` (one-degree cell → items) find the few items a user's taste, a detail page or a
     location lifts.
     """
@@ -105,8 +106,9 @@ class Partition:
         self.feature_index: defaultdict[str, set] = defaultdict(set)
         self.geo_cells: defaultdict[tuple, set] = defaultdict(set)
         self.popularity: Counter = Counter()
-        self.popularity_keys: dict[str, tuple] = {}  # item -> its current key in by_popularity
+        self.popularity_keys: dict[str, tuple] = {}  # item -> its key as placed in by_popularity
         self.by_popularity = SortedKeyList(key=self.popularity_keys.__getitem__)
+        self._stale: set = set()  # items whose popularity changed since they were placed
         self.version = 0  # bumped by every write: feature_tops compares it
         self.feature_tops: dict[str, tuple] = {}  # feature -> (version, its most popular items), for the recommender
         self.ranking_cache: dict = {}  # request -> ranking, valid while version is ranking_cache_version
@@ -115,12 +117,26 @@ class Partition:
         self.users: defaultdict[str, User] = defaultdict(User)
         self.actions: list[Action] = []
 
-    def _place(self, item_id: str) -> None:
-        """(Re)compute an item's key and put it in ``by_popularity`` (ascending, so every part is negated)."""
+    def _key(self, item_id: str) -> tuple:
+        """An item's place in ``by_popularity`` (ascending, so every part is negated)."""
         item = self.items[item_id]
-        self.popularity_keys[item_id] = (-math.log1p(max(self.popularity[item_id], 0.0)), -item.score, -item.item_time,
-                                         -stable_hash(item_id))
+        return (-math.log1p(max(self.popularity[item_id], 0.0)), -item.score, -item.item_time, -stable_hash(item_id))
+
+    def _place(self, item_id: str) -> None:
+        self.popularity_keys[item_id] = self._key(item_id)
         self.by_popularity.add(item_id)
+
+    def fresh_order(self) -> SortedKeyList:
+        """``by_popularity`` with every stale item back in its place; rankings call this before reading."""
+        if len(self._stale) > max(64, len(self.items) // 20):
+            self.popularity_keys.update((i, self._key(i)) for i in self._stale)
+            self.by_popularity = SortedKeyList(self.items, key=self.popularity_keys.__getitem__)
+        else:
+            for item_id in self._stale:
+                self.by_popularity.remove(item_id)  # found by the key it was placed with
+                self._place(item_id)
+        self._stale.clear()
+        return self.by_popularity
 
     def upsert(self, item: Item) -> None:
         """The last report of an item wins (以最后一次上报为准): indexes follow the new record."""
@@ -128,7 +144,8 @@ class Partition:
         old = self.items.get(item.item_id)
         if old is not None:
             item.reports = old.reports + 1
-            self.by_popularity.remove(item.item_id)  # found by its old key, still in popularity_keys
+            self.by_popularity.remove(item.item_id)  # found by the key it was placed with
+            self._stale.discard(item.item_id)
             self._index(old, discard=True)
         self.items[item.item_id] = item
         self._index(item)
@@ -145,12 +162,9 @@ class Partition:
         """Record one action; ``kind`` is exposure/click/conversion/other for the engagement counters."""
         self.version += 1
         self.actions.append(action)
-        known = action.item_id in self.items and action.weight != 0
-        if known:
-            self.by_popularity.remove(action.item_id)
         self.popularity[action.item_id] += action.weight
-        if known:
-            self._place(action.item_id)
+        if action.weight and action.item_id in self.items:
+            self._stale.add(action.item_id)
         user = self.users[action.uid]
         user.actions += 1
         user.item_weights[action.item_id] += action.weight

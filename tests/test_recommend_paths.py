@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import random
 
 import pytest
 
 import mockcre.recommend as recommend
-from mockcre.store import Action, Item, Partition
+from mockcre.store import Action, Item, Partition, stable_hash
 
 
 def random_partition(rng: random.Random, n: int) -> Partition:
@@ -65,5 +66,15 @@ def test_the_popularity_order_follows_every_write():
         part.add(Action("u", item, "2", 5.0, 1), "click")
     part.add(Action("u", "i3", "124", -20.0, 1), "other")  # cancelled: drops below everything clicked
     part.upsert(Item("i0", ("p",), {}, (), None, 9.0, 100, 10**10, True, None, None, {}))  # the best score among the unclicked
-    assert list(part.by_popularity)[:3] == ["i1", "i4", "i0"]
-    assert list(part.by_popularity) == sorted(part.items, key=part.popularity_keys.__getitem__)
+    assert list(part.fresh_order())[:3] == ["i1", "i4", "i0"]
+    assert list(part.fresh_order()) == sorted(part.items, key=part.popularity_keys.__getitem__)
+
+
+def test_many_stale_items_rebuild_the_order_the_same_way():
+    part = Partition(("dm", "x"))
+    for i in range(300):
+        part.upsert(Item(f"i{i}", ("p",), {}, (), None, 0.0, 100, 10**10, True, None, None, {}))
+    for k in range(900):  # most items go stale at once: a full re-sort
+        part.add(Action("u", f"i{(k * 7) % 300}", "2", float(k % 5), 1), "click")
+    order = list(part.fresh_order())
+    assert order == sorted(part.items, key=lambda i: (-math.log1p(part.popularity[i]), -part.items[i].item_time, -stable_hash(i)))
