@@ -42,15 +42,10 @@ def _serve(args) -> int:
 
 
 def _scenario_path(name: str) -> str:
-    """A scenario file by path, or a bundled one by bare name (shop.yaml, errors.yaml, …)."""
+    """A scenario file as an absolute path (--watch follows it), or a bundled one's bare name as given."""
     from pathlib import Path
 
-    from mockcre.resources import scenarios_dir
-
-    if Path(name).exists() or "/" in name:
-        return str(Path(name).resolve())
-    bundled = scenarios_dir() / name
-    return str(bundled if bundled.exists() else Path(name).resolve())
+    return str(Path(name).resolve()) if Path(name).exists() else name
 
 
 def _scenario_lint(args) -> int:

@@ -10,6 +10,7 @@ from pathlib import Path
 import yaml
 
 from mockcre.contracts.schema_check import schema_violations
+from mockcre.resources import scenarios_dir
 
 from . import fixtures
 from .matching import compiled_regex
@@ -56,6 +57,8 @@ def read(source, base_dir=None, label: str | None = None) -> Source:
         return Source(source, label or "<mapping>", Path(base_dir) if base_dir else None)
     if isinstance(source, Path) or (isinstance(source, str) and "\n" not in source and source.endswith((".yaml", ".yml", ".json"))):
         path = Path(source)
+        if not path.exists() and len(path.parts) == 1 and (scenarios_dir() / path).is_file():
+            path = scenarios_dir() / path  # a bundled scenario by bare name: shop.yaml, errors.yaml, …
         try:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
