@@ -14,7 +14,7 @@ read the admin API. Afterwards:
   all, each ``seq`` once; the ``--state`` file holds one row per accepted report.
 
 The volume is the issue's (1,000 items and 5,000 actions per client) times
-``MOCKCRE_CONCURRENCY_SCALE`` (default 0.25, so the test takes well under 90 s on 2 cores); the
+``MOCKCRE_CONCURRENCY_SCALE`` (default 0.5, so the test takes well under 90 s on 2 cores); the
 32 clients and the mix stay the same at any scale.
 """
 
@@ -38,7 +38,7 @@ from httpkit import free_port
 
 CLIENTS = 32
 QUERIERS = 4
-SCALE = float(os.environ.get("MOCKCRE_CONCURRENCY_SCALE", "0.25"))
+SCALE = float(os.environ.get("MOCKCRE_CONCURRENCY_SCALE", "0.5"))
 ITEMS_PER_CLIENT = max(10, round(1_000 * SCALE))
 ACTIONS_PER_CLIENT = max(50, round(5_000 * SCALE))
 USERS_PER_CLIENT = 8
