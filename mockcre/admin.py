@@ -9,10 +9,11 @@ serve`` refuses a non-loopback ``--host`` without one.
 from __future__ import annotations
 
 import hmac
-import json
 from datetime import datetime, timezone
 
 from flask import Blueprint, current_app, redirect, request
+
+from mockcre import memory
 
 blueprint = Blueprint("admin", __name__)
 ADMIN_PREFIX = "/__admin"
@@ -160,11 +161,8 @@ def clear_journal():
 @blueprint.post("/reset")
 def reset():
     """Empty store and journal, reset scenario states; ``?scenarios=1`` also unloads every scenario."""
-    service = _service()
-    if _flag("scenarios"):
-        service.reset(scenarios=True)
-    else:
-        service.reset()
+    _service().reset(scenarios=bool(_flag("scenarios")))
+    memory.give_back(collect=True)
     return {"status": "ok"}
 
 
@@ -175,51 +173,27 @@ def scenarios():
 
 @blueprint.post("/scenarios")
 def load_scenario():
-    """Load one scenario from a YAML or JSON body: 201 with its name, 400 with the problems."""
+    """Load one scenario from a YAML or JSON body: 201 with its name, 400 with the problems, 413 when too big."""
     from mockcre.scenarios import ScenarioError
 
-    raw = request.get_data(cache=False)
+    limit = _service().config.max_body_bytes
+    raw = request.stream.read(limit + 1)
+    if len(raw) > limit:
+        return _json_error(413, "Payload Too Large", f"a scenario body may have at most {limit:,} bytes "
+                                                     "(mockcre serve --max-body-bytes)")
     try:
-        text = raw.decode("utf-8")
+        raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         return _json_error(400, "Bad Request", "the scenario body is not UTF-8 text",
                            problems=[f"byte {exc.start}: not UTF-8"])
-    if not text.strip():
+    if not raw.strip():
         return _json_error(400, "Bad Request", "send a scenario as the body (YAML or JSON)",
                            problems=["the body is empty"])
-    try:
-        source = _parse_scenario(text)
-    except ValueError as exc:
-        return _json_error(400, "Bad Request", "the body is not a scenario in JSON or YAML", problems=[str(exc)])
-    if "\n" in text:  # multi-line text is never taken for a path: the loader then reports lines and columns
-        source = text
-    try:
-        name = _service().scenarios.load(source)
+    try:  # bytes: the scenario's own text, never taken for a path on the server
+        name = _service().scenarios.load(raw, label="<admin>")
     except ScenarioError as exc:
         return _json_error(400, "Bad Request", "invalid scenario", problems=list(exc.problems))
     return {"status": "loaded", "name": name}, 201
-
-
-def _parse_scenario(text: str) -> dict:
-    """The body as a mapping (JSON first, then YAML).
-
-    Parsing here, rather than handing text to the loader, keeps a one-line body from ever being
-    taken for a file name on the server's disk."""
-    try:
-        parsed = json.loads(text)
-    except ValueError:
-        import yaml
-
-        try:
-            parsed = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-            raise ValueError(f"{where}{getattr(exc, 'problem', None) or exc}") from None
-    if not isinstance(parsed, dict):
-        kind = "a list" if isinstance(parsed, list) else "a scalar"
-        raise ValueError(f"a scenario is a mapping with at least a name (name: ..., rules: [...]); got {kind}")
-    return parsed
 
 
 @blueprint.delete("/scenarios")

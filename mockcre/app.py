@@ -34,6 +34,8 @@ def create_app(config=None) -> Flask:
         service.scenarios.watch()
     app = Flask("mockcre")
     app.json.ensure_ascii = False
+    app.url_map.merge_slashes = False  # Werkzeug would answer "//x" with an HTML redirect page; here it is a JSON 404
+    app.url_map.strict_slashes = False  # and "/__admin" the same as "/__admin/", without a redirect
     app.extensions["mockcre"] = service
     app.wsgi_app = ApiRoutes(service, app.wsgi_app)
 

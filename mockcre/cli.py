@@ -112,6 +112,17 @@ def _sign(args) -> int:
     return 0
 
 
+def _at_least_one(text: str) -> int:
+    """An argparse type for limits: a whole number of at least 1 (0 or less would refuse everything)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mockcre", description="Mock and contract-test server for Tencent's recommendation APIs (cre and dm dialects).")
@@ -145,11 +156,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="cre:TOKEN or dm:BID=TOKEN (repeatable); with any account, tokens and MD5 signatures are checked")
     p.add_argument("--journal", metavar="FILE", help="also append every journal entry to FILE as a JSON line")
     p.add_argument("--state", metavar="FILE", help="keep every accepted report in this SQLite file across restarts")
-    p.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BYTES, metavar="N",
+    p.add_argument("--max-body-bytes", type=_at_least_one, default=DEFAULT_MAX_BYTES, metavar="N",
                    help=f"refuse larger request bodies with a -1 envelope (default {DEFAULT_MAX_BYTES:,})")
-    p.add_argument("--max-batch-records", type=int, default=10_000, metavar="N",
+    p.add_argument("--max-batch-records", type=_at_least_one, default=10_000, metavar="N",
                    help="refuse cre uploads with more records in data[] (default 10,000)")
-    p.add_argument("--journal-size", type=int, default=10_000, metavar="N",
+    p.add_argument("--journal-size", type=_at_least_one, default=10_000, metavar="N",
                    help="journal entries kept in memory, oldest dropped first (default 10,000)")
     p.add_argument("--admin-token", metavar="T", help="require Authorization: Bearer T on /__admin (needed off loopback)")
     p.set_defaults(func=_serve)
@@ -218,7 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--upstream-timeout", type=float, default=10.0, metavar="SECONDS",
                    help="answer the dialect's -2 envelope when the upstream has not replied within SECONDS (default 10)")
     p.add_argument("--journal", metavar="FILE", help="also append every journal entry to FILE as a JSON line")
-    p.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BYTES, metavar="N",
+    p.add_argument("--max-body-bytes", type=_at_least_one, default=DEFAULT_MAX_BYTES, metavar="N",
                    help=f"refuse larger request bodies with a -1 envelope, not forwarded (default {DEFAULT_MAX_BYTES:,})")
     p.add_argument("--admin-token", metavar="T", help="require Authorization: Bearer T on /__admin (needed off loopback)")
     p.set_defaults(func=_proxy)

@@ -113,8 +113,8 @@ def ui_reset():
 @blueprint.post("/ui/scenarios")
 def ui_load_scenario():
     upload = request.files.get("file")
-    text = upload.read().decode("utf-8", "replace") if upload else request.form.get("text", "")
-    try:
+    text = upload.read() if upload else request.form.get("text", "").encode("utf-8")
+    try:  # bytes: always the scenario's own text, never a path on the server
         name = _service().scenarios.load(text, label=upload.filename if upload else "<dashboard>")
         message = f"Loaded scenario {name}."
     except ScenarioError as exc:

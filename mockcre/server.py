@@ -17,9 +17,12 @@ import threading
 
 from werkzeug.serving import WSGIRequestHandler
 
-from mockcre import __version__
+from mockcre import __version__, memory
 
-SERVER_THREADS = 16  # granian's WSGI threads: scenario delays and timeouts sleep in them
+# granian's WSGI threads (started as needed). A request holds one while its body arrives, and granian
+# has no body-read timeout, so this many stalled uploads would starve the server; scenario delays and
+# timeouts also sleep in them. Idle threads cost next to nothing.
+SERVER_THREADS = 128
 CONFIG_ENV = "MOCKCRE_SERVE_CONFIG"
 PARENT_ENV = "MOCKCRE_SERVE_PARENT"
 _prebuilt = None  # the app serve() built in the parent; granian's forked worker inherits it
@@ -97,6 +100,7 @@ def serve(host: str, port: int, config: dict, threads: int = SERVER_THREADS, out
     from mockcre.app import create_app
 
     global _prebuilt
+    memory.limit_arenas()  # before any thread: the forked worker inherits it
     _prebuilt = create_app({**config, "watch": False})  # built once; a bad scenario fails here, cleanly
     os.environ[CONFIG_ENV] = json.dumps(config)
     os.environ[PARENT_ENV] = str(os.getpid())

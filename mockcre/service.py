@@ -16,7 +16,7 @@ import time
 import zlib
 from dataclasses import dataclass, field
 
-from mockcre import domain
+from mockcre import domain, memory
 from mockcre.config import Config
 from mockcre.contracts import ERROR, WARNING, Violation, check, jsonbody
 from mockcre.contracts.violations import describe_value
@@ -86,15 +86,15 @@ class Service:
         headers = list(headers)  # read twice below; callers may pass a one-shot iterator
         ex = Exchange(endpoint, masked_headers(headers), time.perf_counter())
         try:
-            reply = self._answer(ex, raw, dict((k.lower(), v) for k, v in headers), host)
+            reply = self._answer(ex, raw, dict((k.lower(), v) for k, v in headers), host) or _json_reply(ex.reply)
         except Exception:  # the engine failed: the dialect's system error, the traceback to the log only
             log.exception("mockcre: internal error while answering %s", ex.endpoint)
             adapter = DIALECTS[ex.endpoint.split(".")[0]]
             ex.reply = adapter.error(adapter.echo(ex.body), domain.CODE_SYSTEM_ERROR,
                                      "system error (系统错误): mockcre failed while answering; see the server log")
-            reply = None
+            reply = _json_reply(ex.reply)
         self._record(ex)
-        return reply or _json_reply(ex.reply)
+        return reply
 
     def _answer(self, ex: Exchange, raw: bytes, headers: dict, host: str) -> Reply | None:
         """The reply for a request; None means: send ``ex.reply`` as JSON."""
@@ -263,6 +263,7 @@ class Service:
             self.state.clear()
         self.scenarios.reset_states()
         self.scenarios.apply_fixtures()
+        memory.give_back()
 
     def _record(self, ex: Exchange) -> None:
         self.journal.record({

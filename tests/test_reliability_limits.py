@@ -205,7 +205,8 @@ def test_describe_of_30720_characters_is_accepted_in_both_dialects(default_serve
     assert default_server.post("/dm/data", dumps(dm_item("long", describe=text)))["code"] == 0
 
 
-@pytest.mark.parametrize("text", ["d" * (DESCRIBE_MAX + 1), "描" * (DESCRIBE_MAX + 1), "x" * 200_000])
+@pytest.mark.parametrize("text", ["d" * (DESCRIBE_MAX + 1), "描" * (DESCRIBE_MAX + 1), "x" * 200_000],
+                         ids=["ascii-30721", "hanzi-30721", "ascii-200000"])
 def test_describe_over_30720_characters_is_refused_naming_the_limit(default_server, text):
     reply = default_server.post("/upload", dumps(cre_upload("1", [cre_item("long", describe=text)], seq_no="d1")))
     assert_cre_limit(reply, "describe", "30720", seq_no="d1")

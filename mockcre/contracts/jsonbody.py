@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import re
 
 from .violations import ERROR, WARNING, Violation, pointer
 
@@ -32,6 +34,35 @@ def _reject_constant(name):
     raise ValueError(f"{name} is not valid JSON (the JSON standard has no NaN or Infinity)")
 
 
+def _finite(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"the number {text[:20]}{'…' * (len(text) > 20)} overflows (no JSON consumer can hold it)")
+    return value
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _lone_surrogate(body) -> bool:
+    """Does a string hold half of a UTF-16 pair (valid JSON escape, invalid Unicode)? Walked only when
+    the text has a surrogate escape at all."""
+    stack = [body]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, str):
+            try:
+                node.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+        elif isinstance(node, dict):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return False
+
+
 def parse(raw: bytes | str, max_bytes: int = DEFAULT_MAX_BYTES):
     """Parse a request body. Returns ``(body, violations)``; body is None when it cannot be read."""
     if isinstance(raw, (bytes, bytearray)):
@@ -53,7 +84,7 @@ def parse(raw: bytes | str, max_bytes: int = DEFAULT_MAX_BYTES):
         return None, [Violation("", "body is empty; expected a JSON object", ERROR, "json.empty")]
     dups = _Duplicates()
     try:
-        body = json.loads(text, object_pairs_hook=dups.hook, parse_constant=_reject_constant)
+        body = json.loads(text, object_pairs_hook=dups.hook, parse_constant=_reject_constant, parse_float=_finite)
     except RecursionError:
         return None, [Violation("", f"body nests too deep to parse; at most {MAX_DEPTH} levels are accepted", ERROR, "json.depth")]
     except ValueError as exc:
@@ -62,6 +93,9 @@ def parse(raw: bytes | str, max_bytes: int = DEFAULT_MAX_BYTES):
         return None, [Violation("", f"body is not valid JSON{where}: {message}", ERROR, "json.syntax")]
     if _too_deep(body, text):
         return None, [Violation("", f"body nests deeper than {MAX_DEPTH} levels", ERROR, "json.depth")]
+    if _SURROGATE_ESCAPE.search(text) and _lone_surrogate(body):
+        return None, [Violation("", "body holds a lone UTF-16 surrogate escape (such as \\ud800): valid JSON syntax but not "
+                                "Unicode text, and no UTF-8 consumer can read it", ERROR, "json.encoding")]
     if dups.found:
         notes.extend(_duplicate_violations(body, dups.found))
     return body, notes

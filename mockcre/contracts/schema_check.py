@@ -17,6 +17,7 @@ errors carry what the messages and lenient mode need. Both read the same schema 
 from __future__ import annotations
 
 import difflib
+import itertools
 import json
 import math
 import re
@@ -73,16 +74,21 @@ def _holds(schema: dict, value) -> bool:
     return compiled("common").evolve(schema=schema).is_valid(value)
 
 
+MAX_VIOLATIONS = 200  # per body: one with 200,000 unknown keys must not cost seconds and megabytes to explain
+
+
 def schema_violations(name: str, body, strict: bool) -> list[Violation]:
     if fast(name).is_valid(body):
         return []
     validator = compiled(name)
     groups: dict[tuple, list] = {}
-    for err in _closest(validator.iter_errors(body)):
+    for err in itertools.islice(_closest(validator.iter_errors(body)), MAX_VIOLATIONS + 1):
         groups.setdefault((tuple(err.absolute_path), id(err.schema)), []).append(err)
-    out: list[Violation] = []
-    for errs in groups.values():
-        out.extend(_explain(errs, strict))
+    out = list(itertools.islice(itertools.chain.from_iterable(_explain(errs, strict) for errs in groups.values()),
+                                MAX_VIOLATIONS + 1))
+    if len(out) > MAX_VIOLATIONS:
+        out[MAX_VIOLATIONS:] = [Violation("", f"body: more problems than the {MAX_VIOLATIONS} listed; fix these first",
+                                          ERROR if any(v.severity == ERROR for v in out) else WARNING, "limit.violations")]
     return out
 
 
@@ -110,16 +116,21 @@ def _closest(errors):
         yield from _closest(min(branches.values(), key=distance))
 
 
-def _explain(errs, strict: bool) -> list[Violation]:
+def _explain(errs, strict: bool):
     first = errs[0]
     schema, instance, parts = first.schema, first.instance, list(first.absolute_path)
-    out = []
     for keyword in dict.fromkeys(e.validator for e in errs if e.validator in _STRUCTURAL):
-        out.extend(_STRUCTURAL_EXPLAINERS[keyword](schema, instance, parts, strict))
+        yield from _STRUCTURAL_EXPLAINERS[keyword](schema, instance, parts, strict)
     value_errs = [e for e in errs if e.validator not in _STRUCTURAL]
     if value_errs:
-        out.extend(_explain_value(value_errs, schema, instance, parts, strict))
-    return out
+        yield from _explain_value(value_errs, schema, instance, parts, strict)
+
+
+_SECRETS = {"MD5", "token"}  # never quoted back, even when malformed (a base64 MD5 is still the signature)
+
+
+def _received(parts, instance) -> str:
+    return "a value not shown here (it is a credential)" if parts and parts[-1] in _SECRETS else describe_value(instance)
 
 
 def _explain_value(errs, schema, instance, parts, strict) -> list[Violation]:
@@ -129,19 +140,20 @@ def _explain_value(errs, schema, instance, parts, strict) -> list[Violation]:
     keywords = {e.validator for e in errs}
     if not strict:
         if accepted:
-            return [Violation(pointer(parts), f"{field}: {lenient['note']}; got {describe_value(instance)}",
+            return [Violation(pointer(parts), f"{field}: {lenient['note']}; got {_received(parts, instance)}",
                               WARNING, lenient["rule"])]
         if keywords & {"type", "const", "enum"}:
             for coerced in _coercions(instance):
                 if _holds(schema, coerced) or (lenient is not None and _holds(lenient["accept"], coerced)):
+                    shown = json.dumps(coerced, ensure_ascii=False) if parts[-1:] != ["MD5"] and parts[-1:] != ["token"] else "text"
                     return [Violation(pointer(parts), f"{field}: expected {_expected_type(schema)}, got "
-                                      f"{describe_value(instance)}; accepted as {json.dumps(coerced, ensure_ascii=False)}",
+                                      f"{_received(parts, instance)}; accepted as {shown}",
                                       WARNING, "lenient.coerced-type")]
     if keywords & {"enum", "const"}:
         errs = [e for e in errs if e.validator != "type"]
     hint = f" ({lenient['note']})" if accepted else ""
-    return [Violation(pointer(parts), f"{field}: {_expected(e, schema, instance)}{hint}", ERROR, f"schema.{e.validator}")
-            for e in errs]
+    return [Violation(pointer(parts), f"{field}: {_expected(e, schema, instance, _received(parts, instance))}{hint}", ERROR,
+                      f"schema.{e.validator}") for e in errs]
 
 
 def _coercions(value):
@@ -176,8 +188,7 @@ def _meaning(schema, value) -> str:
     return f"{json.dumps(value, ensure_ascii=False)} ({meaning})" if meaning else json.dumps(value, ensure_ascii=False)
 
 
-def _expected(err, schema, instance) -> str:
-    got = describe_value(instance)
+def _expected(err, schema, instance, got: str) -> str:
     keyword, value = err.validator, err.validator_value
     if keyword == "type":
         return f"expected {_expected_type(schema)}; got {got}"

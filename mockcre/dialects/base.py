@@ -33,8 +33,12 @@ def echo_id(body, name: str):
     value = body.get(name) if isinstance(body, dict) else None
     if isinstance(value, str):
         return value
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-        return str(int(value)) if float(value).is_integer() else str(value)
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):  # any size JSON allowed it to parse at
+        return str(value)
+    if isinstance(value, float) and math.isfinite(value):
+        return str(int(value)) if value.is_integer() else str(value)
     return None
 
 

@@ -13,6 +13,7 @@ import logging
 import math
 import os
 import random
+import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +21,7 @@ from pathlib import Path
 from mockcre.auth import Accounts
 
 from .loader import ScenarioError, Source, check_source, read
-from .matching import matches, values
+from .matching import compiled_regex, matches, parse_path, values
 
 log = logging.getLogger("mockcre.scenarios")
 
@@ -157,6 +158,10 @@ class ScenarioEngine:
             for n in names:
                 del self._scenarios[n]
             self._refresh()
+            if names:  # the compiled patterns and paths of unloaded rules go with them (re keeps its own cache too)
+                compiled_regex.cache_clear()
+                parse_path.cache_clear()
+                re.purge()
         return names
 
     def _refresh(self) -> None:

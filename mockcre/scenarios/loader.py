@@ -70,12 +70,16 @@ def read(source, base_dir=None, label: str | None = None) -> Source:
 
 
 _SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: ~10x faster on shop.yaml
+MAX_NODES = 200_000  # a scenario this large when its aliases are expanded is a "billion laughs", not a test
 
 
 def _parse(text: str, label: str, base_dir, path) -> Source:
     loader = _SAFE_LOADER(text)
     try:
         nodes = loader.get_single_node()  # one parse: the nodes give positions, the data is built from them
+        if nodes is not None and _expanded_size(nodes) > MAX_NODES:
+            raise ScenarioError([Problem(label, 1, 1, f"the scenario expands to more than {MAX_NODES:,} values through "
+                                         "YAML aliases (&anchor/*alias); is it an alias bomb?")])
         data = loader.construct_document(nodes) if nodes is not None else None  # safe: no Python object tags, ever
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -83,9 +87,32 @@ def _parse(text: str, label: str, base_dir, path) -> Source:
         raise ScenarioError([Problem(label, *where, f"not valid YAML: {exc.problem or exc}")]) from exc
     except yaml.YAMLError as exc:
         raise ScenarioError([Problem(label, 1, 1, f"not valid YAML: {exc}")]) from exc
+    except Exception as exc:  # noqa: BLE001 -- a tagged scalar the constructor cannot make (!!float n, !!binary ?)
+        raise ScenarioError([Problem(label, 1, 1, f"not valid YAML: a value cannot be read ({exc})")]) from exc
     finally:
         loader.dispose()
     return Source(data, label, base_dir, nodes, path)
+
+
+def _expanded_size(root) -> int:
+    """How many values the document has once aliases are expanded, counted without expanding them."""
+    sizes: dict[int, int] = {}
+    order, stack = [], [root]
+    while stack:  # children before parents, each shared (aliased) node once
+        node = stack.pop()
+        if id(node) in sizes:
+            continue
+        sizes[id(node)] = 0
+        order.append(node)
+        if isinstance(node, yaml.MappingNode):
+            stack.extend(n for pair in node.value for n in pair)
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
+    for node in reversed(order):
+        children = [n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode) else \
+            node.value if isinstance(node, yaml.SequenceNode) else []
+        sizes[id(node)] = min(1 + sum(sizes[id(c)] for c in children), MAX_NODES + 1)
+    return sizes[id(root)]
 
 
 def lint(src: Source, now: float) -> list[Problem]:
@@ -98,6 +125,10 @@ def check_source(src: Source, now: float):
     data = src.data
     if not isinstance(data, dict):
         return [Problem(src.label, 1, 1, "a scenario is a mapping with at least a name")], []
+    odd_keys = list(_non_text_keys(data))
+    if odd_keys:  # YAML allows 1:, true: or ? as keys; a scenario (like JSON) has text keys only
+        return [Problem(src.label, *_position(src.nodes, path), f"key {key!r} is not text; quote it")
+                for path, key in odd_keys], []
     found: list[tuple[str, str]] = [(v.path, v.message.replace(" in the document's table", ""))
                                     for v in schema_violations("scenario", data, strict=True)]
     found += _duplicate_keys(src.nodes)
@@ -113,6 +144,20 @@ def check_source(src: Source, now: float):
     problems = sorted((Problem(src.label, *_position(src.nodes, path), message) for path, message in found),
                       key=lambda p: (p.line, p.column))
     return problems, batches
+
+
+def _non_text_keys(data, path=""):
+    stack = [(data, path)]
+    while stack:
+        node, where = stack.pop()
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if not isinstance(key, str):
+                    yield where, key
+                else:
+                    stack.append((value, f"{where}/{_escape(key)}"))
+        elif isinstance(node, list):
+            stack.extend((v, f"{where}/{i}") for i, v in enumerate(node))
 
 
 def _rule_problems(i: int, rule: dict, src: Source):
