@@ -43,6 +43,7 @@ from mockcre.contracts.violations import describe_value
 from mockcre.dialects import DIALECTS, for_endpoint
 from mockcre.dialects.base import WrongKind
 from mockcre.journal import masked_body, masked_headers
+from mockcre.service import decode_transport
 
 log = logging.getLogger("mockcre.proxy")
 
@@ -423,28 +424,6 @@ def _decompressed(data: bytes, encoding: str):
     except zlib.error as exc:
         return data, f"reply Content-Encoding: {encoding} but the body does not decompress ({exc})"
     return out, None
-
-
-def decode_transport(raw: bytes, headers: dict, limit: int):
-    """The request body behind its Content-Encoding, and transport mistakes as violations (as ``mockcre serve``)."""
-    notes = []
-    encoding = headers.get("content-encoding", "").strip().lower()
-    if encoding in ("gzip", "deflate"):
-        try:
-            raw = zlib.decompressobj(wbits=31 if encoding == "gzip" else 15).decompress(raw, limit + 1)
-        except zlib.error as exc:
-            return None, [Violation("", f"Content-Encoding: {encoding} but the body does not decompress ({exc})",
-                                    ERROR, "http.encoding")]
-    elif raw[:2] == b"\x1f\x8b":
-        return None, [Violation("", "body looks gzip-compressed but has no Content-Encoding: gzip header; "
-                                "send plain JSON or declare the encoding", ERROR, "http.encoding")]
-    content_type = headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
-        return None, [Violation("", f"Content-Type is {content_type}; the API takes a JSON object as the POST body "
-                                "(请求协议以 Json 格式序列化，作为 HTTP 请求的 Body 部分)", ERROR, "http.content-type")]
-    if content_type and content_type != "application/json" and not content_type.endswith("+json"):
-        notes.append(Violation("", f"Content-Type is {content_type}; send application/json", WARNING, "http.content-type"))
-    return raw, notes
 
 
 # -- the Flask app -------------------------------------------------------------------------------

@@ -98,7 +98,7 @@ class Service:
 
     def _answer(self, ex: Exchange, raw: bytes, headers: dict, host: str) -> Reply | None:
         """The reply for a request; None means: send ``ex.reply`` as JSON."""
-        raw, notes = self._decode_transport(raw, headers)
+        raw, notes = decode_transport(raw, headers, self.config.max_body_bytes)
         ex.violations.extend(notes)
         body = None
         if raw is not None:
@@ -187,29 +187,6 @@ class Service:
         headers = tuple({"Content-Type": "application/json; charset=utf-8", **render(then.get("headers", {}), body)}.items())
         return _broken(Reply(then.get("status", 200), data, headers, delay), then.get("fault"), ex)
 
-    def _decode_transport(self, raw: bytes, headers: dict):
-        """Undo Content-Encoding, and turn transport mistakes into violations that say what happened."""
-        notes = []
-        limit = self.config.max_body_bytes
-        encoding = headers.get("content-encoding", "").strip().lower()
-        if encoding in ("gzip", "deflate"):
-            try:
-                inflater = zlib.decompressobj(wbits=31 if encoding == "gzip" else 15)
-                raw = inflater.decompress(raw, limit + 1)
-            except zlib.error as exc:
-                return None, [Violation("", f"Content-Encoding: {encoding} but the body does not decompress ({exc})",
-                                        ERROR, "http.encoding")]
-        elif raw[:2] == b"\x1f\x8b":
-            return None, [Violation("", "body looks gzip-compressed but has no Content-Encoding: gzip header; "
-                                    "send plain JSON or declare the encoding", ERROR, "http.encoding")]
-        content_type = headers.get("content-type", "").split(";")[0].strip().lower()
-        if content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
-            return None, [Violation("", f"Content-Type is {content_type}; the API takes a JSON object as the POST body "
-                                    "(请求协议以 Json 格式序列化，作为 HTTP 请求的 Body 部分)", ERROR, "http.content-type")]
-        if content_type and content_type != "application/json" and not content_type.endswith("+json"):
-            notes.append(Violation("", f"Content-Type is {content_type}; send application/json", WARNING, "http.content-type"))
-        return raw, notes
-
     # -- state -------------------------------------------------------------------------------
 
     def _engine(self, adapter, kind: str, body: dict, key: tuple, raw: bytes) -> dict:
@@ -279,6 +256,32 @@ class Service:
             "reply": ex.reply,
             "latency_ms": round((time.perf_counter() - ex.started) * 1000, 3),
         })
+
+
+def decode_transport(raw: bytes, headers: dict, limit: int):
+    """The request body behind its Content-Encoding, and transport mistakes as violations.
+
+    ``headers`` have lower-case names. Returns ``(body bytes, notes)``, or ``(None, violations)``
+    when the body cannot be read. The proxy judges requests the same way.
+    """
+    notes = []
+    encoding = headers.get("content-encoding", "").strip().lower()
+    if encoding in ("gzip", "deflate"):
+        try:
+            raw = zlib.decompressobj(wbits=31 if encoding == "gzip" else 15).decompress(raw, limit + 1)
+        except zlib.error as exc:
+            return None, [Violation("", f"Content-Encoding: {encoding} but the body does not decompress ({exc})",
+                                    ERROR, "http.encoding")]
+    elif raw[:2] == b"\x1f\x8b":
+        return None, [Violation("", "body looks gzip-compressed but has no Content-Encoding: gzip header; "
+                                "send plain JSON or declare the encoding", ERROR, "http.encoding")]
+    content_type = headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        return None, [Violation("", f"Content-Type is {content_type}; the API takes a JSON object as the POST body "
+                                "(请求协议以 Json 格式序列化，作为 HTTP 请求的 Body 部分)", ERROR, "http.content-type")]
+    if content_type and content_type != "application/json" and not content_type.endswith("+json"):
+        notes.append(Violation("", f"Content-Type is {content_type}; send application/json", WARNING, "http.content-type"))
+    return raw, notes
 
 
 def _json_reply(reply: dict, then: dict | None = None, body=None, delay: float = 0.0) -> Reply:
