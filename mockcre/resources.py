@@ -8,12 +8,19 @@ from importlib.resources import files
 from pathlib import Path
 
 
+def _data_dir(package: str, folder: str) -> Path:
+    try:
+        return Path(str(files(package)))
+    except ModuleNotFoundError:  # mockcre imported from a source checkout it was not installed from
+        return Path(__file__).resolve().parent.parent / folder
+
+
 def schemas_dir() -> Path:
-    return Path(str(files("mockcre.schemas")))
+    return _data_dir("mockcre.schemas", "schemas")
 
 
 def scenarios_dir() -> Path:
-    return Path(str(files("mockcre.scenario_files")))
+    return _data_dir("mockcre.scenario_files", "scenarios")
 
 
 @cache
