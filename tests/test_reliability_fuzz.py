@@ -22,7 +22,8 @@ by design); without "Traceback"; and, for API endpoints, the dialect's envelope.
 body-less answers allowed are granian's own 400/413/414/431 to bytes that are not HTTP/1.1, and
 none at all for a slow loris that never completes. Afterwards a valid request must be answered
 correctly, and after ``POST /__admin/reset`` the worker's RSS (``/proc/<pid>/status`` of the
-granian worker) must be within 10 % (or 8 MiB) of the warmed-up baseline.
+granian worker) must be within 10 % (or 8 MiB) of the warmed-up baseline; when it is not, a second
+campaign decides (a leak grows again, allocator placement does not).
 
 ``MOCKCRE_FUZZ_SCALE`` (default 1.0) scales every count; everything is bounded in count and time
 and only ever talks to 127.0.0.1. A failing campaign lists each failure with its input bytes.
@@ -895,6 +896,10 @@ def settle_rss(server: Server) -> int:
     return last
 
 
+def grew(before: int, after: int) -> bool:
+    return after > before * 1.10 and after - before > RSS_SLACK
+
+
 def run_campaign(port: int, findings: Findings, deadline: float, cheap: int, framing: int, big_rounds: int,
                  with_hypothesis: bool) -> list[float]:
     """Every generator at once, as in the campaign; returns the slow-loris health-check latencies."""
@@ -945,8 +950,17 @@ def test_fuzz_campaign_100k_hostile_requests(server_factory):
     assert findings.total >= 100_000 * min(SCALE, 1.0), summary
     problems = [f"{len(findings.problems)} kinds of bad reply ({sum(findings.problems.values())} replies):\n"
                 + findings.report()] if findings.problems else []
-    if rss_after > rss_before * 1.10 and rss_after - rss_before > RSS_SLACK:
-        problems.append(f"worker RSS grew from {rss_before:,} to {rss_after:,} bytes after the campaign and a reset")
+    if grew(rss_before, rss_after):
+        # Where a reset leaves the allocator varies by ~10 MiB from run to run (88-99 MiB seen for the same
+        # campaign). A leak grows again with a second campaign; placement noise does not: only growth beyond
+        # the bound after both campaigns is a failure.
+        run_campaign(server.port, Findings(), time.monotonic() + CAMPAIGN_LIMIT, cheap=CHEAP_REQUESTS,
+                     framing=FRAMING_REQUESTS, big_rounds=3, with_hypothesis=True)
+        rss_again = settle_rss(server)
+        print(f"worker RSS {rss_again / 2**20:.1f} MiB after a second campaign and a reset")
+        if grew(rss_before, rss_again):
+            problems.append(f"worker RSS grew from {rss_before:,} to {rss_after:,} bytes after the campaign and a "
+                            f"reset, and to {rss_again:,} after a second one")
     if max(latencies) > 2.0:
         problems.append(f"a valid request took {max(latencies):.1f} s while slow clients held connections")
     assert not problems, summary + "\n" + "\n".join(problems)
