@@ -16,6 +16,11 @@ The buffer holds at most ``size`` entries (and ``max_bytes`` of them as JSON): t
 off, so memory stays flat however long the server runs. With a ``path`` every entry is also
 appended to that file as one JSON line (the file is the complete record, the buffer the recent
 past).
+
+An entry is kept as its JSON text beside the few fields the filters read, and parsed again when
+asked for. Kept as dicts, ten thousand entries were a few hundred thousand objects for Python's
+cyclic garbage collector to walk on every full collection while requests waited (the benchmark's
+p99); text and tuples of strings are nothing for it to walk, and take a quarter of the memory.
 """
 
 from __future__ import annotations
@@ -26,11 +31,12 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Iterable
+from typing import NamedTuple
 
 log = logging.getLogger("mockcre")
 
 DEFAULT_SIZE = 10_000
-DEFAULT_MAX_BYTES = 32 * 1024 * 1024  # of entries as JSON text; in memory they take about 4 times that
+DEFAULT_MAX_BYTES = 32 * 1024 * 1024  # of entries as JSON text, which is how they are kept
 SECRET_FIELDS = ("token", "MD5")
 SECRET_HEADERS = {"authorization", "cookie", "x-api-key", "proxy-authorization"}
 MAX_IDS = 1_000  # users/items kept per entry for the filters (a cre batch holds at most a few hundred)
@@ -117,6 +123,21 @@ def has_errors(entry: dict) -> bool:
 # -- the journal -------------------------------------------------------------------------------
 
 
+class _Kept(NamedTuple):
+    """One entry as the journal holds it: what the filters read, and the entry as JSON text."""
+
+    seq: int
+    time: float
+    endpoint: str | None
+    dialect: str | None
+    kind: str | None
+    users: tuple
+    items: tuple
+    violations: bool
+    errors: bool
+    text: str
+
+
 class Journal:
     """At most ``size`` entries and ``max_bytes`` of them as JSON text, whichever binds first.
 
@@ -130,9 +151,8 @@ class Journal:
         self.size = size
         self.max_bytes = int(max_bytes)
         self.path = path
-        self._entries: deque = deque()
-        self._weights: deque = deque()  # JSON length of each kept entry
-        self._bytes = 0
+        self._entries: deque[_Kept] = deque()
+        self._bytes = 0  # JSON length of the kept entries
         self._seq = itertools.count(1)
         self._lock = threading.Lock()
         self.recorded = 0  # entries ever recorded, dropped ones included
@@ -143,21 +163,22 @@ class Journal:
         """Number ``entry``, derive its users and items, keep it (dropping the oldest when full), log it."""
         dialect = entry.get("dialect")
         body = entry.get("body")
-        entry = {**entry, "users": body_users(body, dialect), "items": body_items(body, dialect)}
-        text = json.dumps(entry, ensure_ascii=False, default=str)  # its weight, and the file line
+        users, items = body_users(body, dialect), body_items(body, dialect)
+        entry = {**entry, "users": users, "items": items}
+        text = json.dumps(entry, ensure_ascii=False, default=str)
         with self._lock:
             seq = next(self._seq)
-            entry = {"seq": seq, **entry}
-            self._entries.append(entry)
-            self._weights.append(len(text))
-            self._bytes += len(text)
+            line = f'{{"seq": {seq}, {text[1:]}' if len(text) > 2 else f'{{"seq": {seq}}}'
+            self._entries.append(_Kept(seq, entry.get("time") or 0, entry.get("endpoint"), dialect, entry.get("kind"),
+                                       tuple(users), tuple(items), bool(entry.get("violations")), has_errors(entry),
+                                       line))
+            self._bytes += len(line)
             while len(self._entries) > 1 and (len(self._entries) > self.size or self._bytes > self.max_bytes):
-                self._entries.popleft()
-                self._bytes -= self._weights.popleft()
+                self._bytes -= len(self._entries.popleft().text)
             self.recorded += 1
             if self._file is not None:
-                self._write(f'{{"seq": {seq}, {text[1:]}' if len(text) > 2 else f'{{"seq": {seq}}}')
-        return entry
+                self._write(line)
+        return {"seq": seq, **entry}
 
     def _write(self, line: str) -> None:
         try:
@@ -176,34 +197,34 @@ class Journal:
 
         ``endpoint`` is one name (``cre.query``) or several; ``since``/``until`` are epoch seconds
         (inclusive); ``after_seq`` keeps entries newer than a seq already seen; ``limit`` keeps
-        the newest N of the matches.
+        the newest N of the matches. Each call returns fresh dicts: changing them changes nothing here.
         """
         with self._lock:
             found = list(self._entries)
         if after_seq is not None:
-            found = [e for e in found if e["seq"] > after_seq]
+            found = [e for e in found if e.seq > after_seq]
         if endpoint:
             names = {endpoint} if isinstance(endpoint, str) else set(endpoint)
-            found = [e for e in found if e.get("endpoint") in names]
+            found = [e for e in found if e.endpoint in names]
         if dialect:
-            found = [e for e in found if e.get("dialect") == dialect]
+            found = [e for e in found if e.dialect == dialect]
         if kind:
-            found = [e for e in found if e.get("kind") == kind]
+            found = [e for e in found if e.kind == kind]
         if user is not None:
-            found = [e for e in found if str(user) in e.get("users", ())]
+            found = [e for e in found if str(user) in e.users]
         if item is not None:
-            found = [e for e in found if str(item) in e.get("items", ())]
+            found = [e for e in found if str(item) in e.items]
         if has_violations is not None:
-            found = [e for e in found if bool(e.get("violations")) == has_violations]
+            found = [e for e in found if e.violations == has_violations]
         if has_errors is not None:
-            found = [e for e in found if _has_errors(e) == has_errors]
+            found = [e for e in found if e.errors == has_errors]
         if since is not None:
-            found = [e for e in found if e.get("time", 0) >= since]
+            found = [e for e in found if e.time >= since]
         if until is not None:
-            found = [e for e in found if e.get("time", 0) <= until]
+            found = [e for e in found if e.time <= until]
         if limit is not None:
             found = found[-limit:] if limit > 0 else []
-        return found
+        return [json.loads(e.text) for e in found]
 
     def entries(self, endpoint=None, has_violations: bool | None = None, **filters) -> list[dict]:
         """Same as :meth:`query` (the older name)."""
@@ -217,7 +238,7 @@ class Journal:
     def stats(self) -> dict:
         with self._lock:
             kept = len(self._entries)
-            oldest = self._entries[0]["seq"] if self._entries else None
+            oldest = self._entries[0].seq if self._entries else None
             held = self._bytes
         return {"size": self.size, "kept": kept, "recorded": self.recorded, "oldest_seq": oldest,
                 "bytes": held, "max_bytes": self.max_bytes, "file": self.path}
@@ -225,7 +246,6 @@ class Journal:
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
-            self._weights.clear()
             self._bytes = 0
 
     def __len__(self) -> int:
@@ -236,6 +256,3 @@ class Journal:
             if self._file is not None:
                 self._file.close()
                 self._file = None
-
-
-_has_errors = has_errors

@@ -64,15 +64,16 @@ RANKING_CACHE_SIZE = 2048
 
 
 def rank(part: Partition | None, req: RecRequest, now: float) -> Ranking:
-    """The ranking of ``req``; memoised per store version and second, since the same state and request
-    always give the same answer (and integrators' clients repeat requests)."""
+    """The ranking of ``req``, memoised: the same state and request always give the same answer, and
+    integrators' clients repeat requests. The state is the store's version and, since time only matters
+    through expiry, how many items have expired by ``now``."""
     if part is None:
         return _rank(part, req, now)
     if part.ranking_cache_version != part.version or len(part.ranking_cache) >= RANKING_CACHE_SIZE:
         part.ranking_cache.clear()
         part.ranking_cache_version = part.version
     key = (req.uid, tuple(req.pools), tuple(req.items) if req.items is not None else None, req.cid, req.lat, req.lon,
-           req.limit, req.variant, int(now))
+           req.limit, req.variant, part.expired_by(now))
     ranking = part.ranking_cache.get(key)
     if ranking is None:
         ranking = part.ranking_cache[key] = _rank(part, req, now)

@@ -15,7 +15,7 @@ import zlib
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
-from sortedcontainers import SortedKeyList
+from sortedcontainers import SortedKeyList, SortedList
 
 from mockcre.domain import GLOBAL_POOL
 
@@ -111,6 +111,7 @@ class Partition:
         self._stale: set = set()  # items whose popularity changed since they were placed
         self.version = 0  # bumped by every write: feature_tops compares it
         self.feature_tops: dict[str, tuple] = {}  # feature -> (version, its most popular items), for the recommender
+        self.expiries = SortedList()  # every item's expire_time: which items are live changes only at these
         self.ranking_cache: dict = {}  # request -> ranking, valid while version is ranking_cache_version
         self.ranking_cache_version = -1
         self.counts = Counts()
@@ -147,7 +148,9 @@ class Partition:
             self.by_popularity.remove(item.item_id)  # found by the key it was placed with
             self._stale.discard(item.item_id)
             self._index(old, discard=True)
+            self.expiries.remove(old.expire_time)
         self.items[item.item_id] = item
+        self.expiries.add(item.expire_time)
         self._index(item)
         self._place(item.item_id)
 
@@ -173,6 +176,11 @@ class Partition:
         counter = getattr(self.counts, kind + "s", None)
         if counter is not None:
             counter[action.item_id] += 1
+
+    def expired_by(self, now: float) -> int:
+        """How many expire_times have passed at ``now``: two moments with the same count see the same
+        items live (with the same version), so a ranking can be reused across them."""
+        return self.expiries.bisect_right(now)
 
     def pool_members(self, pool: str):
         return self.items.keys() if pool == GLOBAL_POOL else self.pools.get(pool, ())

@@ -58,6 +58,27 @@ def test_memoised_rankings_follow_every_write():
     assert len(recommend.rank(part, req, 60).entries) == 3
 
 
+def test_memoised_rankings_follow_the_clock_only_through_expiry(monkeypatch):
+    part = Partition(("dm", "x"))
+    part.upsert(Item("lasting", ("p",), {}, (), None, 0.0, 100, 10**10, True, None, None, {}))
+    part.upsert(Item("brief", ("p",), {}, (), None, 9.0, 100, 1_000, True, None, None, {}))
+    computed = []
+    real = recommend._rank
+    monkeypatch.setattr(recommend, "_rank", lambda *args: computed.append(args[2]) or real(*args))
+    req = recommend.RecRequest(uid=None, pools=["p"], limit=5)
+
+    def ids(now):
+        return [i for i, _ in recommend.rank(part, req, now).entries]
+
+    assert ids(200) == ["brief", "lasting"] and ids(999.5) == ["brief", "lasting"]
+    assert computed == [200]  # nothing expired in between: one ranking serves both moments
+    assert ids(1_000) == ["lasting"]  # expire_time reached: gone at once
+    assert ids(500) == ["brief", "lasting"]  # a clock set back sees it live again
+    part.upsert(Item("brief", ("p",), {}, (), None, 9.0, 100, 5_000, True, None, None, {}))  # re-reported, expiring later
+    assert ids(2_000) == ["brief", "lasting"]
+    assert len(part.expiries) == 2
+
+
 def test_the_popularity_order_follows_every_write():
     part = Partition(("dm", "x"))
     for i in range(5):
