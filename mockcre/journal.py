@@ -33,6 +33,8 @@ from collections import deque
 from collections.abc import Iterable
 from typing import NamedTuple
 
+from mockcre import jsontext
+
 log = logging.getLogger("mockcre")
 
 DEFAULT_SIZE = 10_000
@@ -135,7 +137,7 @@ class _Kept(NamedTuple):
     items: tuple
     violations: bool
     errors: bool
-    text: str
+    text: bytes  # UTF-8 JSON
 
 
 class Journal:
@@ -156,7 +158,7 @@ class Journal:
         self._seq = itertools.count(1)
         self._lock = threading.Lock()
         self.recorded = 0  # entries ever recorded, dropped ones included
-        self._file = open(path, "a", encoding="utf-8") if path else None
+        self._file = open(path, "ab") if path else None  # UTF-8 JSON lines
         self._file_failed = False
 
     def record(self, entry: dict) -> dict:
@@ -165,10 +167,10 @@ class Journal:
         body = entry.get("body")
         users, items = body_users(body, dialect), body_items(body, dialect)
         entry = {**entry, "users": users, "items": items}
-        text = json.dumps(entry, ensure_ascii=False, default=str)
+        text = jsontext.dumps(entry)
         with self._lock:
             seq = next(self._seq)
-            line = f'{{"seq": {seq}, {text[1:]}' if len(text) > 2 else f'{{"seq": {seq}}}'
+            line = b'{"seq":%d,%s' % (seq, text[1:]) if len(text) > 2 else b'{"seq":%d}' % seq
             self._entries.append(_Kept(seq, entry.get("time") or 0, entry.get("endpoint"), dialect, entry.get("kind"),
                                        tuple(users), tuple(items), bool(entry.get("violations")), has_errors(entry),
                                        line))
@@ -180,9 +182,9 @@ class Journal:
                 self._write(line)
         return {"seq": seq, **entry}
 
-    def _write(self, line: str) -> None:
+    def _write(self, line: bytes) -> None:
         try:
-            self._file.write(line + "\n")
+            self._file.write(line + b"\n")
             self._file.flush()
         except (OSError, ValueError) as exc:  # a full disk must not fail the request being answered
             if not self._file_failed:

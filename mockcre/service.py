@@ -16,7 +16,7 @@ import time
 import zlib
 from dataclasses import dataclass, field
 
-from mockcre import domain, memory
+from mockcre import domain, jsontext, memory
 from mockcre.config import Config
 from mockcre.contracts import ERROR, WARNING, Violation, check, jsonbody
 from mockcre.contracts.violations import describe_value
@@ -288,7 +288,7 @@ def _json_reply(reply: dict, then: dict | None = None, body=None, delay: float =
     headers = JSON_HEADERS
     if then and then.get("headers"):
         headers = tuple({"Content-Type": JSON_HEADERS[0][1], **render(then["headers"], body)}.items())
-    return Reply(200, json.dumps(reply, ensure_ascii=False).encode("utf-8"), headers, delay)
+    return Reply(200, jsontext.dumps(reply), headers, delay)
 
 
 def _broken(reply: Reply, fault: str | None, ex: Exchange) -> Reply:

@@ -221,3 +221,14 @@ def test_the_file_is_appended_to_across_runs(tmp_path):
     service.journal.close()
     lines = path.read_text(encoding="utf-8").splitlines()
     assert len(lines) == 2 and json.loads(lines[1])["endpoint"] == "dm.data"
+
+
+def test_what_orjson_refuses_is_still_journalled_as_valid_json(tmp_path):
+    """Integers beyond 64 bits and lone surrogates (both readable from a request body) take the slow path."""
+    path = tmp_path / "journal.jsonl"
+    journal = Journal(size=10, path=str(path))
+    journal.record({"endpoint": "dm.data", "body": {"score": 2**70, "city": "\ud800x", "at": object}})
+    journal.close()
+    kept = journal.query()[0]["body"]
+    assert kept["score"] == 2**70 and kept["city"] == "\ud800x" and kept["at"] == str(object)
+    assert json.loads(path.read_bytes().decode("utf-8"))["body"]["score"] == 2**70
