@@ -305,7 +305,7 @@ def fill(part, n_items: int, n_actions: int) -> None:
 
     for i in range(n_items):
         part.upsert(Item(f"i{i}", (f"p{i % 50}",), {f"t{i % 5000}": 1.0, f"t{(i * 31) % 5000}": 1.0}, (f"c{i % 40}", f"m{i % 500}"),
-                         f"v{i % 1000}", 0.0, NOW - i, 2_082_758_400, True, None, None, {}))
+                         f"v{i % 1000}", 0.0, NOW - i, 2_082_758_400, True, None, None, b"{}"))
     users = max(n_actions // 100, 1)
     for k in range(n_actions):
         part.add(Action(f"u{k % users}", f"i{(k * 7919) % n_items}", "2", 5.0 if k % 4 else 1.0, NOW - 60),

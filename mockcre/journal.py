@@ -167,7 +167,7 @@ class Journal:
         body = entry.get("body")
         users, items = body_users(body, dialect), body_items(body, dialect)
         entry = {**entry, "users": users, "items": items}
-        text = jsontext.dumps(entry)
+        text = jsontext.dumps(entry)  # the kept line below is a new, exact-size bytes object
         with self._lock:
             seq = next(self._seq)
             line = b'{"seq":%d,%s' % (seq, text[1:]) if len(text) > 2 else b'{"seq":%d}' % seq

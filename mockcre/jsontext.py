@@ -19,3 +19,9 @@ def dumps(value) -> bytes:
         return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS)
     except TypeError:  # orjson.JSONEncodeError is a TypeError
         return json.dumps(value, default=str, separators=(",", ":")).encode("ascii")
+
+
+def dumps_kept(value) -> bytes:
+    """:func:`dumps` for text that is kept (journal entries, item records): orjson's bytes carry at least
+    1 KiB of buffer whatever their length (100,000 item records took 103 MB instead of 29), a copy does not."""
+    return bytes(memoryview(dumps(value)))

@@ -9,8 +9,10 @@ every write, so reads never scan the action log.
 
 from __future__ import annotations
 
+import json
 import math
 import threading
+from sys import intern
 import zlib
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -43,8 +45,13 @@ class Item:
     on_shelf: bool
     lat: float | None
     lon: float | None
-    record: dict  # the record as reported, for state and export
+    reported: bytes  # the record as reported, as compact JSON: as a dict it was a third of an item's memory
     reports: int = 1
+
+    @property
+    def record(self) -> dict:
+        """The record as reported (a fresh dict each time), for the admin state and the quality report."""
+        return json.loads(self.reported)
 
     @property
     def features(self) -> list[str]:
@@ -142,6 +149,7 @@ class Partition:
     def upsert(self, item: Item) -> None:
         """The last report of an item wins (以最后一次上报为准): indexes follow the new record."""
         self.version += 1
+        item.item_id = intern(item.item_id)
         old = self.items.get(item.item_id)
         if old is not None:
             item.reports = old.reports + 1
@@ -164,6 +172,9 @@ class Partition:
     def add(self, action: Action, kind: str) -> None:
         """Record one action; ``kind`` is exposure/click/conversion/other for the engagement counters."""
         self.version += 1
+        # One string object per distinct id however many actions name it (the item's own, when reported):
+        # a million actions held a million copies of a few thousand ids.
+        action.uid, action.item_id, action.action = intern(action.uid), intern(action.item_id), intern(action.action)
         self.actions.append(action)
         self.popularity[action.item_id] += action.weight
         if action.weight and action.item_id in self.items:

@@ -162,6 +162,15 @@ def test_reset_restarts_scenarios_and_keeps_them_unless_asked(client):
 # -- state -------------------------------------------------------------------------------------
 
 
+def test_state_shows_a_dm_record_without_its_signature(client):
+    md5 = "0123456789abcdef0123456789abcdef"
+    body = {"request_id": "1767830400000_1", "data_type": 1, "bid": "b1", "MD5": md5, "item_id": "d1", "tags": "a"}
+    assert client.post("/dm/data", json=body).get_json()["code"] == 0
+    state = client.get("/__admin/state?partition=dm:b1").get_json()["partitions"][0]
+    assert state["items"]["d1"]["record"] == {**body, "MD5": "0123…"}
+    assert md5 not in json.dumps(state)
+
+
 def test_state_groups_items_by_pool_and_lists_users_with_actions(client):
     client.post("/upload", json=items_body("a1", "a2", pool="p1"))
     client.post("/upload", json=items_body("b1", pool="p2"))

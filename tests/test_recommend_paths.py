@@ -20,12 +20,12 @@ def random_partition(rng: random.Random, n: int) -> Partition:
             tags={f"t{rng.randrange(30)}": 1.0 for _ in range(rng.randrange(0, 3))}, categories=(f"c{rng.randrange(10)}",),
             vendor=f"v{rng.randrange(5)}" if rng.random() < 0.5 else None, score=round(rng.random(), 1),
             item_time=100 + rng.randrange(5), expire_time=rng.choice([50, 10**10]), on_shelf=rng.random() > 0.1,
-            lat=22.5 + rng.uniform(-2, 2) if near else None, lon=114 + rng.uniform(-2, 2) if near else None, record={}))
+            lat=22.5 + rng.uniform(-2, 2) if near else None, lon=114 + rng.uniform(-2, 2) if near else None, reported=b"{}"))
     for _ in range(n * 3):
         part.add(Action(f"u{rng.randrange(20)}", f"i{int(rng.paretovariate(1.1)) % n}", "2", rng.choice([1.0, 5.0, -2.0]), 1,
                         purchase=1 if rng.random() < 0.02 else 0), "click")
     if n > 10:
-        part.upsert(Item("i3", ("p1",), {"t1": 1.0}, (), None, 0.5, 101, 10**10, True, None, None, {}))  # a re-report
+        part.upsert(Item("i3", ("p1",), {"t1": 1.0}, (), None, 0.5, 101, 10**10, True, None, None, b"{}"))  # a re-report
     return part
 
 
@@ -48,7 +48,7 @@ def test_fast_path_ranks_exactly_like_scoring_everything(seed, monkeypatch):
 def test_memoised_rankings_follow_every_write():
     part = Partition(("dm", "x"))
     for i in range(3):
-        part.upsert(Item(f"i{i}", ("p",), {}, (), None, 0.0, 100, 10**10, True, None, None, {}))
+        part.upsert(Item(f"i{i}", ("p",), {}, (), None, 0.0, 100, 10**10, True, None, None, b"{}"))
     req = recommend.RecRequest(uid=None, pools=["0"], limit=3)
     first = recommend.rank(part, req, 60)
     assert recommend.rank(part, req, 60).entries == first.entries  # from the cache
@@ -60,8 +60,8 @@ def test_memoised_rankings_follow_every_write():
 
 def test_memoised_rankings_follow_the_clock_only_through_expiry(monkeypatch):
     part = Partition(("dm", "x"))
-    part.upsert(Item("lasting", ("p",), {}, (), None, 0.0, 100, 10**10, True, None, None, {}))
-    part.upsert(Item("brief", ("p",), {}, (), None, 9.0, 100, 1_000, True, None, None, {}))
+    part.upsert(Item("lasting", ("p",), {}, (), None, 0.0, 100, 10**10, True, None, None, b"{}"))
+    part.upsert(Item("brief", ("p",), {}, (), None, 9.0, 100, 1_000, True, None, None, b"{}"))
     computed = []
     real = recommend._rank
     monkeypatch.setattr(recommend, "_rank", lambda *args: computed.append(args[2]) or real(*args))
@@ -74,7 +74,7 @@ def test_memoised_rankings_follow_the_clock_only_through_expiry(monkeypatch):
     assert computed == [200]  # nothing expired in between: one ranking serves both moments
     assert ids(1_000) == ["lasting"]  # expire_time reached: gone at once
     assert ids(500) == ["brief", "lasting"]  # a clock set back sees it live again
-    part.upsert(Item("brief", ("p",), {}, (), None, 9.0, 100, 5_000, True, None, None, {}))  # re-reported, expiring later
+    part.upsert(Item("brief", ("p",), {}, (), None, 9.0, 100, 5_000, True, None, None, b"{}"))  # re-reported, expiring later
     assert ids(2_000) == ["brief", "lasting"]
     assert len(part.expiries) == 2
 
@@ -82,11 +82,11 @@ def test_memoised_rankings_follow_the_clock_only_through_expiry(monkeypatch):
 def test_the_popularity_order_follows_every_write():
     part = Partition(("dm", "x"))
     for i in range(5):
-        part.upsert(Item(f"i{i}", ("p",), {}, (), None, 0.0, 100, 10**10, True, None, None, {}))
+        part.upsert(Item(f"i{i}", ("p",), {}, (), None, 0.0, 100, 10**10, True, None, None, b"{}"))
     for item in ["i3", "i3", "i1", "i1", "i3", "i4"]:
         part.add(Action("u", item, "2", 5.0, 1), "click")
     part.add(Action("u", "i3", "124", -20.0, 1), "other")  # cancelled: drops below everything clicked
-    part.upsert(Item("i0", ("p",), {}, (), None, 9.0, 100, 10**10, True, None, None, {}))  # the best score among the unclicked
+    part.upsert(Item("i0", ("p",), {}, (), None, 9.0, 100, 10**10, True, None, None, b"{}"))  # the best score among the unclicked
     assert list(part.fresh_order())[:3] == ["i1", "i4", "i0"]
     assert list(part.fresh_order()) == sorted(part.items, key=part.popularity_keys.__getitem__)
 
@@ -94,7 +94,7 @@ def test_the_popularity_order_follows_every_write():
 def test_many_stale_items_rebuild_the_order_the_same_way():
     part = Partition(("dm", "x"))
     for i in range(300):
-        part.upsert(Item(f"i{i}", ("p",), {}, (), None, 0.0, 100, 10**10, True, None, None, {}))
+        part.upsert(Item(f"i{i}", ("p",), {}, (), None, 0.0, 100, 10**10, True, None, None, b"{}"))
     for k in range(900):  # most items go stale at once: a full re-sort
         part.add(Action("u", f"i{(k * 7) % 300}", "2", float(k % 5), 1), "click")
     order = list(part.fresh_order())

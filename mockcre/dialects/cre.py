@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mockcre import domain
+from mockcre import domain, jsontext
 from mockcre.recommend import RecRequest, Ranking
 from mockcre.store import Action, Item
 
@@ -57,22 +57,23 @@ class Cre:
                 on_shelf=str(record.get("publish", "1")) != "2",
                 lat=coordinates(record.get("geo"))[0],
                 lon=coordinates(record.get("geo"))[1],
-                record=record,
+                reported=jsontext.dumps_kept(record),
             ))
         return out
 
     def actions(self, body: dict, now: int):
         for record in body["data"]:
             code = str(record["action_id"])
+            uid, when, scene = str(record["uid"]), seconds(record.get("oper_time"), now), text(record.get("test_id"))
             for position, entry in enumerate(record["item_action"]):
                 yield Action(
-                    uid=str(record["uid"]),
+                    uid=uid,
                     item_id=str(entry["item_id"]),
                     action=code,
                     weight=domain.CRE_ACTION_WEIGHTS.get(code, 0.0),
-                    time=seconds(record.get("oper_time"), now),
+                    time=when,
                     trace_id=text(entry.get("trace_id")),
-                    scene=text(record.get("test_id")),
+                    scene=scene,
                     position=int(number(entry.get("position_id"), position)),
                     purchase=1 if code in domain.CRE_PURCHASE_ACTIONS else -1 if code == domain.CRE_PURCHASE_UNDO else 0,
                 ), _counter(code)

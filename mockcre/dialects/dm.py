@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from mockcre import domain
+from mockcre import domain, jsontext
 from mockcre.recommend import RecRequest, Ranking
+from mockcre.journal import masked_body
 from mockcre.store import Action, Item
 
 from .base import Route, WrongKind, echo_id, coordinates, number, seconds, split, text
@@ -67,20 +68,22 @@ class Dm:
             expire_time=seconds(body.get("expire_time"), item_time + domain.DM_DEFAULT_TTL),
             on_shelf=number(body.get("publish"), 1) != 0,
             lat=lat, lon=lon,
-            record=body,
+            reported=jsontext.dumps_kept(masked_body(body)),  # the MD5 signature is a secret
         )]
 
     def actions(self, body: dict, now: int):
         code = int(number(body.get("action_type")))
+        uid, action, when = str(body["uid"]), str(code), seconds(body.get("action_time"), now)  # one object each, shared
+        trace_id, scene = text(body.get("trace_id")), text(body.get("scene_id"))
         for position, item_id in enumerate(split(body.get("item_id"), ";")):
             yield Action(
-                uid=str(body["uid"]),
+                uid=uid,
                 item_id=item_id,
-                action=str(code),
+                action=action,
                 weight=domain.DM_ACTION_WEIGHTS.get(code, 0.0),
-                time=seconds(body.get("action_time"), now),
-                trace_id=text(body.get("trace_id")),
-                scene=text(body.get("scene_id")),
+                time=when,
+                trace_id=trace_id,
+                scene=scene,
                 position=position,
                 purchase=1 if code == domain.DM_CONVERSION else 0,
             ), {domain.DM_EXPOSURE: "exposure", domain.DM_CLICK: "click", domain.DM_CONVERSION: "conversion"}.get(code, "other")
