@@ -8,6 +8,8 @@ import json
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mockcre.contracts import ERROR, WARNING, check, validate
 from mockcre.contracts import jsonbody
@@ -199,3 +201,37 @@ def test_unknown_kind_or_dialect_raises(dialect, kind):
 def test_response_kinds_can_be_checked_by_name():
     assert check(example("dm.error-response"), "dm", "error-response").ok
     assert check(example("cre.upload-response"), kind="upload-response").ok  # cre owns upload-response alone
+
+
+def _nested(levels: int, inner):
+    """``inner`` inside ``levels`` containers, lists and objects by turns."""
+    for level in range(levels):
+        inner = [inner] if level % 2 else {"k": inner}
+    return inner
+
+
+@pytest.mark.parametrize("body, too_deep", [
+    (_nested(64, 1), False),
+    (_nested(65, 1), True),
+    ({"a": "[[[[{{{{" * 40}, False),  # brackets in strings are not nesting
+    (["]" * 40, _nested(63, {"z": ["[" * 40]}), "}" * 40], True),  # nor can they hide nesting
+    ([_nested(62, "\\\"]"), "\\\\", '"[', _nested(65, 'x"')], True),
+])
+def test_the_depth_limit_is_exact_however_strings_are_bracketed(body, too_deep):
+    for text in (json.dumps(body), json.dumps(body, ensure_ascii=False, separators=(",", ":"))):
+        found = jsonbody.parse(text)[1]
+        assert any(v.rule == "json.depth" for v in found) is too_deep
+
+
+@given(st.recursive(st.none() | st.integers() | st.text(alphabet='[]{}"\\ ab中\ud7ff', max_size=6),
+                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text('[]{}"\\k', max_size=3), inner, max_size=3),
+                    max_leaves=120),
+       st.booleans())
+@settings(max_examples=300, deadline=None)
+def test_reading_depth_off_the_text_agrees_with_walking_the_body(body, ascii_only):
+    with_depth = [body]
+    for level in range(60):  # push some bodies over the limit
+        with_depth = [with_depth] if level % 2 else {"d": with_depth}
+    for value in (body, with_depth):
+        text = json.dumps(value, ensure_ascii=ascii_only)
+        assert jsonbody._too_deep(value, text) == jsonbody._walk_too_deep(value), text[:300]

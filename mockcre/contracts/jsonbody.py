@@ -101,9 +101,30 @@ def parse(raw: bytes | str, max_bytes: int = DEFAULT_MAX_BYTES):
     return body, notes
 
 
+_NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'"[]{}')
+
+
 def _too_deep(body, text: str) -> bool:
-    if text.count("{") + text.count("[") <= MAX_DEPTH:  # cheap bound: cannot nest deeper than it opens
-        return False
+    """Deeper than MAX_DEPTH? Read off the text's brackets when it can be (walking the body cost a
+    1,000-record upload 5 ms, half its time).
+
+    With escaped backslashes and quotes taken out, the text's quotes pair up string by string; kept
+    with the brackets and nothing else, a string without brackets is ``""``. When all of them go, the
+    rest is the real nesting, and each pass below takes away its innermost pairs, at most one level
+    of each kind: gone within MAX_DEPTH / 2 passes means at most MAX_DEPTH levels. A string holding
+    a bracket (rare, and able to hide a level) sends the body to the walk.
+    """
+    structure = (text.encode("utf-8", "surrogatepass").replace(b"\\\\", b"").replace(b'\\"', b"")
+                 .translate(None, _NOT_STRUCTURE).replace(b'""', b""))
+    if b'"' not in structure:
+        for _ in range(MAX_DEPTH // 2):
+            if not structure:
+                return False
+            structure = structure.replace(b"{}", b"").replace(b"[]", b"")
+    return _walk_too_deep(body)
+
+
+def _walk_too_deep(body) -> bool:
     stack = [(body, 1)]
     while stack:
         node, depth = stack.pop()
