@@ -25,16 +25,11 @@ import http.client
 import json
 import os
 import random
-import shutil
-import signal
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter, defaultdict
-from pathlib import Path
 
-from httpkit import free_port
+from servekit import ServeProcess
 
 CLIENTS = 32
 QUERIERS = 4
@@ -46,14 +41,6 @@ BIDS = ("bid0", "bid1", "bid2", "bid3")
 NOW = 1_700_000_000
 RUN_LIMIT = 150.0  # seconds: every client thread stops by then, finished or not
 TIMEOUT = 30.0
-
-
-def mockcre_command() -> list[str]:
-    script = Path(sys.executable).parent / "mockcre"
-    if script.exists():
-        return [str(script)]
-    found = shutil.which("mockcre")
-    return [found] if found else [sys.executable, "-m", "mockcre"]
 
 
 def dumps(body) -> bytes:
@@ -311,42 +298,12 @@ def whole_store(port: int) -> dict:
     raise AssertionError("/__admin/state never ran out of pages")
 
 
-def children_of(pid: int) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat", "rb") as f:
-                    stat = f.read()
-            except OSError:
-                continue
-            if int(stat[stat.rindex(b")") + 2:].split()[1]) == pid:
-                found.append(int(entry))
-    return found
-
-
 def test_32_concurrent_clients_mixed_batches_exactly_once(tmp_path):
     expected, plan_lock = Expected(), threading.Lock()
     plans = [plan(c, expected, plan_lock) for c in range(CLIENTS)]
-    port = free_port()
     db, journal_file = tmp_path / "state.db", tmp_path / "journal.jsonl"
-    out = open(tmp_path / "serve.out", "w+", encoding="utf-8")
-    proc = subprocess.Popen(mockcre_command() + ["serve", "--port", str(port), "--state", str(db),
-                                                 "--journal", str(journal_file)],
-                            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-    workers: list[int] = []
-    try:
-        deadline = time.monotonic() + 15
-        while True:
-            assert proc.poll() is None, Path(out.name).read_text()
-            try:
-                get_json(port, "/__admin/health")
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "mockcre serve did not start"
-                time.sleep(0.05)
-        workers = children_of(proc.pid)
-
+    with ServeProcess(tmp_path, "--state", str(db), "--journal", str(journal_file)) as server:
+        port = server.port
         results = Results()
         stop = threading.Event()
         started = time.monotonic()
@@ -408,13 +365,3 @@ def test_32_concurrent_clients_mixed_batches_exactly_once(tmp_path):
         with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as con:
             assert con.execute("SELECT COUNT(*) FROM reports").fetchone()[0] == expected.reports
         print(f"journal recorded {stats['recorded']:,} (kept {stats['kept']:,}), state file {expected.reports:,} reports")
-    finally:
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=10)
-        for pid in workers:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        out.close()

@@ -38,22 +38,18 @@ import http.client
 import json
 import os
 import random
-import shutil
-import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 import zlib
 from collections import Counter
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
-from httpkit import cre_action, cre_item, cre_query, cre_upload, dm_action, dm_item, dm_recommend, free_port
+from httpkit import cre_action, cre_item, cre_query, cre_upload, dm_action, dm_item, dm_recommend
+from servekit import ServeProcess, started_servers
 
 SCALE = float(os.environ.get("MOCKCRE_FUZZ_SCALE", "1.0"))
 CHEAP_REQUESTS = int(96_000 * SCALE)  # split across the pipelining threads
@@ -72,28 +68,6 @@ DIALECT_OF = {"/upload": "cre", "/cre_test_upload": "cre", "/query": "cre", "/te
               "/dm/data": "dm", "/dm/service": "dm", "/": "dm"}
 
 
-def mockcre_command() -> list[str]:
-    script = Path(sys.executable).parent / "mockcre"
-    if script.exists():
-        return [str(script)]
-    found = shutil.which("mockcre")
-    return [found] if found else [sys.executable, "-m", "mockcre"]
-
-
-def children_of(pid: int) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat", "rb") as f:
-                    stat = f.read()
-            except OSError:
-                continue
-            if int(stat[stat.rindex(b")") + 2:].split()[1]) == pid:
-                found.append(int(entry))
-    return found
-
-
 def rss_bytes(pid: int) -> int:
     with open(f"/proc/{pid}/status", encoding="ascii") as f:
         for line in f:
@@ -102,65 +76,22 @@ def rss_bytes(pid: int) -> int:
     raise AssertionError(f"no VmRSS for {pid}")
 
 
-class Server:
-    """A ``mockcre serve`` subprocess in its own session; the granian worker is its child."""
+class Server(ServeProcess):
+    """``mockcre serve`` with exactly one granian worker, ``worker``: its RSS is what the campaign watches."""
 
-    def __init__(self, workdir: Path, *args: str):
-        self.port = free_port()
-        self._log = open(workdir / f"serve-{self.port}.log", "w+", encoding="utf-8")
-        self.proc = subprocess.Popen(mockcre_command() + ["serve", "--port", str(self.port), *args],
-                                     stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                     start_new_session=True)
-        deadline = time.monotonic() + 15
-        while True:
-            assert self.proc.poll() is None, self.log()
-            try:
-                if self.request("GET", "/__admin/health", timeout=1)[0] == 200:
-                    break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "mockcre serve did not start: " + self.log()
-            time.sleep(0.05)
-        workers = children_of(self.proc.pid)
-        assert len(workers) == 1, workers
-        self.worker = workers[0]
+    timeout = SOCKET_TIMEOUT
 
-    def log(self) -> str:
-        self._log.flush()
-        return Path(self._log.name).read_text(encoding="utf-8", errors="replace")
-
-    def request(self, method: str, path: str, body: bytes | None = None, headers=None, timeout: float = SOCKET_TIMEOUT):
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-        try:
-            conn.request(method, path, body, headers or {})
-            resp = conn.getresponse()
-            return resp.status, resp.getheader("Content-Type", ""), resp.read()
-        finally:
-            conn.close()
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.proc.wait(timeout=10)
-        with contextlib.suppress(ProcessLookupError, AttributeError):
-            os.kill(self.worker, signal.SIGKILL)  # in a process group of its own; dies with its parent anyway
-        self._log.close()
+    def wait_ready(self, within: float | None = None) -> float:
+        took = super().wait_ready(within)
+        assert len(self.workers) == 1, self.workers
+        self.worker = self.workers[0]
+        return took
 
 
 @pytest.fixture
 def server_factory(tmp_path):
-    running: list[Server] = []
-
-    def start(*args: str) -> Server:
-        server = Server(tmp_path, *args)
-        running.append(server)
-        return server
-
-    yield start
-    for server in running:
-        server.close()
+    with started_servers(Server, tmp_path) as start:
+        yield start
 
 
 # -- reading replies off a raw socket ---------------------------------------------------------------------------
@@ -975,8 +906,9 @@ def served(server_factory):
 
 
 def post_raw(server: Server, path: str, raw: bytes):
-    status, ctype, body = server.request("POST", path, raw, {"Content-Type": "application/json"})
-    return status, ctype, body
+    """(status, Content-Type, body) of a JSON POST."""
+    status, headers, body = server.request("POST", path, raw, {"Content-Type": "application/json"})
+    return status, headers.get("content-type", ""), body
 
 
 @pytest.mark.parametrize("path, raw", [
@@ -996,7 +928,7 @@ def test_a_lone_surrogate_does_not_poison_the_journal_or_the_store(served):
     status, _, reply = post_raw(served, "/upload", body)
     assert status == 200, reply[:300]
     for path in ("/__admin/journal", "/__admin/state", "/__admin/report", "/__admin/requests/1"):
-        status, ctype, reply = served.request("GET", path)
+        status, _, reply = served.request("GET", path)
         assert status == 200, (path, status, reply[:300])
 
 
@@ -1019,7 +951,8 @@ def test_an_overflowing_number_in_a_body_keeps_the_admin_api_strict_json(served)
     assert reply["code"] == -1 and "1e999 overflows" in reply["msg"]
     post_raw(served, "/upload", json.dumps(cre_upload("1", [cre_item("x", score="1")])).replace('"1"}', "-1e999}").encode())
     for path in ("/__admin/journal", "/__admin/state", "/__admin/report", "/__admin/requests/1"):
-        status, ctype, body = served.request("GET", path)
+        status, headers, body = served.request("GET", path)
+        ctype = headers.get("content-type", "")
         assert status == 200, (path, status)
         if ctype.startswith("application/json"):
             try:
@@ -1053,15 +986,17 @@ def test_slow_body_clients_do_not_starve_the_server(served):
 def test_an_invalid_host_header_gets_the_dialect_envelope(served):
     """A Host that Werkzeug will not parse (a 300-character label) must still get the API's envelope, not a bare 400."""
     for path, code in (("/upload", "-1"), ("/dm/data", -1), ("/", -1)):
-        status, ctype, body = served.request("POST", path, b"{}", {"Content-Type": "application/json", "Host": "x" * 300})
+        status, headers, body = served.request("POST", path, b"{}", {"Content-Type": "application/json", "Host": "x" * 300})
+        ctype = headers.get("content-type", "")
         assert status == 200 and ctype.startswith("application/json"), (path, status, body[:200])
         assert strict_json(body)["code"] == code, (path, body[:200])
 
 
 @pytest.mark.parametrize("method, path", [("POST", "/dm//data"), ("POST", "//upload"), ("GET", "/__admin//journal")])
 def test_a_doubled_slash_is_answered_in_json_not_an_html_redirect(served, method, path):
-    status, ctype, body = served.request(method, path, b"{}" if method == "POST" else None,
-                                         {"Content-Type": "application/json"})
+    status, headers, body = served.request(method, path, b"{}" if method == "POST" else None,
+                                           {"Content-Type": "application/json"})
+    ctype = headers.get("content-type", "")
     assert status < 500 and ctype.startswith("application/json") and b"<html" not in body.lower(), (status, ctype, body[:200])
 
 

@@ -8,21 +8,17 @@ whatever way the body arrives (Content-Length, chunked, gzip). Servers are kille
 
 from __future__ import annotations
 
-import contextlib
 import gzip
-import http.client
 import json
 import os
-import shutil
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from httpkit import cre_action, cre_item, cre_upload, dm_action, dm_item, free_port
+from servekit import ServeProcess, mockcre_command, run_cli, started_servers
 
 from mockcre.config import Config
 
@@ -30,53 +26,18 @@ MIB = 1024 * 1024
 DESCRIBE_MAX = 30_720  # "at most 30k", read as 30 x 1,024 characters
 
 
-def mockcre_command() -> list[str]:
-    script = Path(sys.executable).parent / "mockcre"
-    if script.exists():
-        return [str(script)]
-    found = shutil.which("mockcre")
-    return [found] if found else [sys.executable, "-m", "mockcre"]
-
-
-class Serve:
-    def __init__(self, workdir: Path, *args: str):
-        self.port = free_port()
-        self._log = open(workdir / f"serve-{self.port}.log", "w+", encoding="utf-8")
-        self.proc = subprocess.Popen(mockcre_command() + ["serve", "--port", str(self.port), *args], stdout=self._log,
-                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-        deadline = time.monotonic() + 15
-        while True:
-            assert self.proc.poll() is None, self.log()
-            try:
-                if self.request("GET", "/__admin/health", timeout=1)[0] == 200:
-                    return
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "mockcre serve did not start: " + self.log()
-            time.sleep(0.05)
-
-    def log(self) -> str:
-        self._log.flush()
-        return Path(self._log.name).read_text(encoding="utf-8", errors="replace")
-
-    def request(self, method, path, body=None, headers=None, timeout=30):
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-        try:
-            conn.request(method, path, body, headers or {})
-            resp = conn.getresponse()
-            return resp.status, resp.getheader("Content-Type", ""), resp.read()
-        finally:
-            conn.close()
-
+class Serve(ServeProcess):
     def post(self, path: str, raw: bytes, **headers) -> dict:
-        status, ctype, body = self.request("POST", path, raw, {"Content-Type": "application/json",
-                                                               **{k.replace("_", "-"): v for k, v in headers.items()}})
+        """A JSON POST answered 200 in JSON; extra headers as keywords, ``_`` for ``-`` (``Content_Encoding="gzip"``)."""
+        sent = {"Content-Type": "application/json", **{k.replace("_", "-"): v for k, v in headers.items()}}
+        status, reply_headers, body = self.request("POST", path, raw, sent)
+        ctype = reply_headers.get("content-type", "")
         assert status == 200 and ctype.startswith("application/json"), (status, ctype, body[:300])
         return json.loads(body)
 
     def post_chunked(self, path: str, raw: bytes) -> dict:
         """The body in 64 KiB chunks, without Content-Length."""
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        conn = self.connection()
         try:
             conn.request("POST", path, (raw[i:i + 65_536] for i in range(0, len(raw), 65_536)),
                          {"Content-Type": "application/json"}, encode_chunked=True)
@@ -90,36 +51,17 @@ class Serve:
     def journal(self) -> dict:
         return json.loads(self.request("GET", "/__admin/journal")[2])
 
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.proc.wait(timeout=10)
-        self._log.close()
-
 
 @pytest.fixture
 def serve(tmp_path):
-    running = []
-
-    def start(*args: str) -> Serve:
-        server = Serve(tmp_path, *args)
-        running.append(server)
-        return server
-
-    yield start
-    for server in running:
-        server.close()
+    with started_servers(Serve, tmp_path) as start:
+        yield start
 
 
 @pytest.fixture(scope="module")
 def default_server(tmp_path_factory):
-    server = Serve(tmp_path_factory.mktemp("limits-default"))
-    try:
+    with Serve(tmp_path_factory.mktemp("limits-default")) as server:
         yield server
-    finally:
-        server.close()
 
 
 def dumps(body) -> bytes:
@@ -159,7 +101,7 @@ def test_default_limits():
     assert config.max_body_bytes == 8 * MIB
     assert config.max_batch_records == 10_000
     assert config.journal_size == 10_000
-    done = subprocess.run(mockcre_command() + ["serve", "--help"], capture_output=True, text=True, timeout=30)
+    done = run_cli("serve", "--help", timeout=30)
     help_text = " ".join(done.stdout.split())
     for flag, default in (("--max-body-bytes", "8,388,608"), ("--max-batch-records", "10,000"), ("--journal-size", "10,000")):
         assert flag in help_text and default in help_text, (flag, default)
@@ -294,7 +236,8 @@ def test_admin_scenario_upload_is_bounded_by_the_body_limit(serve):
     server = serve("--max-body-bytes", "100000")
     big = b"name: big\ndescription: " + b"a" * 2_000_000 + b"\n"
     started = time.monotonic()
-    status, ctype, body = server.request("POST", "/__admin/scenarios", big, {"Content-Type": "application/yaml"})
+    status, headers, body = server.request("POST", "/__admin/scenarios", big, {"Content-Type": "application/yaml"})
+    ctype = headers.get("content-type", "")
     assert status in (400, 413) and ctype.startswith("application/json"), (status, body[:300])
     assert "100,000" in body.decode() or "limit" in body.decode().lower(), body[:300]
     assert time.monotonic() - started < 5

@@ -18,126 +18,37 @@ Every process is killed in ``finally``; every wait is bounded.
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import http.client
 import json
 import os
 import random
-import shutil
 import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from httpkit import cre_action, cre_item, cre_upload, dm_action, dm_item, dm_recommend, free_port
+from httpkit import cre_action, cre_item, cre_upload, dm_action, dm_item, dm_recommend
+from servekit import ServeProcess, alive, run_cli, started_servers
 
-START_WITHIN = 15.0  # seconds for mockcre serve to answer its health check
 HTTP_TIMEOUT = 15.0
 
 
-def mockcre_command() -> list[str]:
-    script = Path(sys.executable).parent / "mockcre"
-    if script.exists():
-        return [str(script)]
-    found = shutil.which("mockcre")
-    return [found] if found else [sys.executable, "-m", "mockcre"]
+class Serve(ServeProcess):
+    """``mockcre serve`` with JSON helpers; ``kill9`` is what a crash looks like."""
 
-
-def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run(mockcre_command() + list(args), capture_output=True, text=True, timeout=timeout,
-                          stdin=subprocess.DEVNULL)
-
-
-def children_of(pid: int) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(b")") + 2:].split()
-        if int(fields[1]) == pid:
-            found.append(int(entry))
-    return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except OSError:
-        return False
-    return stat[stat.rindex(b")") + 2:][:1] != b"Z"
-
-
-class Serve:
-    """``mockcre serve`` in its own session; output to files; ``kill9`` is what a crash looks like."""
-
-    def __init__(self, workdir: Path, *args: str):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.args = args
-        self._out = open(workdir / f"serve-{self.port}.out", "w+", encoding="utf-8")
-        self._err = open(workdir / f"serve-{self.port}.err", "w+", encoding="utf-8")
-        self.proc = subprocess.Popen(mockcre_command() + ["serve", "--port", str(self.port), *args],
-                                     stdout=self._out, stderr=self._err, stdin=subprocess.DEVNULL,
-                                     start_new_session=True)
-        self.worker: int | None = None
-        self._wait_ready()
-
-    def _wait_ready(self) -> None:
-        deadline = time.monotonic() + START_WITHIN
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, f"mockcre serve exited {self.proc.returncode}: {self.stderr()}"
-            try:
-                status, body = self.get("/__admin/health", timeout=1)
-                if status == 200:
-                    break
-            except OSError:
-                time.sleep(0.05)
-        else:
-            raise AssertionError(f"mockcre serve did not answer within {START_WITHIN} s: {self.stderr()}")
-        workers = children_of(self.proc.pid)
-        self.worker = workers[0] if workers else None
-
-    def stderr(self) -> str:
-        self._err.flush()
-        return Path(self._err.name).read_text(encoding="utf-8", errors="replace")
-
-    def connection(self) -> http.client.HTTPConnection:
-        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=HTTP_TIMEOUT)
-
-    def get(self, path: str, timeout: float = HTTP_TIMEOUT):
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-        try:
-            conn.request("GET", path)
-            resp = conn.getresponse()
-            return resp.status, resp.read()
-        finally:
-            conn.close()
+    timeout = HTTP_TIMEOUT
 
     def get_json(self, path: str):
-        status, body = self.get(path)
+        status, _, body = self.request("GET", path)
         assert status == 200, (path, status, body[:500])
         return json.loads(body)
 
     def post_json(self, path: str, raw: bytes = b"", headers=None) -> dict:
-        conn = self.connection()
-        try:
-            conn.request("POST", path, raw, {"Content-Type": "application/json", **(headers or {})})
-            resp = conn.getresponse()
-            body = resp.read()
-        finally:
-            conn.close()
-        assert resp.status == 200, (path, resp.status, body[:500])
+        status, _, body = self.request("POST", path, raw, {"Content-Type": "application/json", **(headers or {})})
+        assert status == 200, (path, status, body[:500])
         return json.loads(body)
 
     def state(self) -> list:
@@ -151,35 +62,15 @@ class Serve:
         os.kill(self.proc.pid, signal.SIGKILL)
         self.proc.wait(timeout=10)
         deadline = time.monotonic() + 10
-        while self.worker is not None and alive(self.worker) and time.monotonic() < deadline:
+        while any(alive(pid) for pid in self.workers) and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert self.worker is None or not alive(self.worker), "the granian worker outlived its killed parent"
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.proc.wait(timeout=10)
-        if self.worker is not None and alive(self.worker):  # in a process group of its own
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.worker, signal.SIGKILL)
-        self._out.close()
-        self._err.close()
+        assert not any(alive(pid) for pid in self.workers), "the granian worker outlived its killed parent"
 
 
 @pytest.fixture
 def servers(tmp_path):
-    running: list[Serve] = []
-
-    def start(*args: str) -> Serve:
-        server = Serve(tmp_path, *args)
-        running.append(server)
-        return server
-
-    yield start
-    for server in running:
-        server.close()
+    with started_servers(Serve, tmp_path) as start:
+        yield start
 
 
 def encode(body: dict) -> bytes:

@@ -20,21 +20,15 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import http.client
 import json
-import os
 import re
-import shutil
-import signal
-import subprocess
-import sys
 import time
 import urllib.parse
-from pathlib import Path
 
 import pytest
 
 from httpkit import cre_action, cre_item, cre_query, cre_upload, dm_action, dm_item, dm_recommend, free_port
+from servekit import ServeProcess, run_cli, started_servers
 
 import mockcre
 from mockcre.server import ThreadedServer
@@ -47,64 +41,23 @@ BEARER = "Bearer sk-live-abcdef0123456789"
 COOKIE = "session=cookie-secret-0a9b8c7d6e"
 
 
-def mockcre_command() -> list[str]:
-    script = Path(sys.executable).parent / "mockcre"
-    if script.exists():
-        return [str(script)]
-    found = shutil.which("mockcre")
-    return [found] if found else [sys.executable, "-m", "mockcre"]
+class Serve(ServeProcess):
+    """``mockcre serve ARGS``, reached through 127.0.0.1 whatever it binds; ``path`` goes on the wire as given."""
 
-
-def run_cli(*args: str, timeout: float = 60, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run(mockcre_command() + list(args), capture_output=True, text=True, timeout=timeout,
-                          stdin=subprocess.DEVNULL, cwd=cwd)
-
-
-class Serve:
-    """``mockcre serve ARGS`` in its own session; reached through 127.0.0.1 whatever it binds."""
-
-    def __init__(self, workdir: Path, *args: str, cwd=None):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._log = open(workdir / f"serve-{self.port}.log", "w+", encoding="utf-8")
-        self.proc = subprocess.Popen(mockcre_command() + ["serve", "--port", str(self.port), *args], stdout=self._log,
-                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, cwd=cwd)
-        self.token = args[args.index("--admin-token") + 1] if "--admin-token" in args else None
-        deadline = time.monotonic() + 15
-        while True:
-            assert self.proc.poll() is None, self.log()
-            try:
-                headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-                if self.request("GET", "/__admin/health", headers=headers, timeout=1)[0] == 200:
-                    return
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "mockcre serve did not start: " + self.log()
-            time.sleep(0.05)
-
-    def log(self) -> str:
-        self._log.flush()
-        return Path(self._log.name).read_text(encoding="utf-8", errors="replace")
-
-    def request(self, method: str, path: str, body: bytes | None = None, headers=None, timeout: float = 30):
-        """(status, headers as a dict, body); ``path`` goes on the wire exactly as given."""
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-        try:
-            conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
-            conn.putheader("Host", f"127.0.0.1:{self.port}")
-            for name, value in (headers or {}).items():
-                conn.putheader(name, value)
-            if body is not None:
-                conn.putheader("Content-Length", str(len(body)))
-            conn.endheaders(body)
-            resp = conn.getresponse()
-            return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
-        finally:
-            conn.close()
+    def send(self, conn, method, path, body, headers) -> None:
+        """Exactly the request line and headers given: Host names the server, whatever ``path`` looks like."""
+        conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
+        conn.putheader("Host", f"127.0.0.1:{self.port}")
+        for name, value in headers.items():
+            conn.putheader(name, value)
+        if body is not None:
+            conn.putheader("Content-Length", str(len(body)))
+        conn.endheaders(body)
 
     def admin(self, method: str, path: str, body: bytes | None = None, **headers):
-        if self.token:
-            headers.setdefault("Authorization", f"Bearer {self.token}")
+        """With the admin token when the server has one (unless ``headers`` say otherwise)."""
+        for name, value in self.admin_headers().items():
+            headers.setdefault(name, value)
         return self.request(method, path, body, headers)
 
     def post(self, path: str, body, **headers) -> dict:
@@ -118,27 +71,11 @@ class Serve:
         assert status == 200, (path, status, body[:300])
         return body.decode("utf-8")
 
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.proc.wait(timeout=10)
-        self._log.close()
-
 
 @pytest.fixture
 def serve(tmp_path):
-    running = []
-
-    def start(*args: str, cwd=None) -> Serve:
-        server = Serve(tmp_path, *args, cwd=cwd)
-        running.append(server)
-        return server
-
-    yield start
-    for server in running:
-        server.close()
+    with started_servers(Serve, tmp_path) as start:
+        yield start
 
 
 def listening_addresses(port: int) -> set[str]:
@@ -316,8 +253,7 @@ def test_python_tags_in_scenario_yaml_never_run(serve, tmp_path, tag):
 
     lint = run_cli("scenario", "lint", str(scenario))
     assert lint.returncode == 1 and "Traceback" not in lint.stdout + lint.stderr
-    refused = subprocess.run(mockcre_command() + ["serve", "--port", str(free_port()), "--scenario", str(scenario)],
-                             capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+    refused = run_cli("serve", "--port", str(free_port()), "--scenario", str(scenario), timeout=30)
     assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr[-500:]
     server = serve()
     status, headers, body = server.request("POST", "/__admin/scenarios", yaml_text.encode(), {"Content-Type": "application/yaml"})
@@ -411,8 +347,7 @@ def test_body_file_cannot_leave_the_scenario_folder(serve, tmp_path, body_file):
                         encoding="utf-8")
     lint = run_cli("scenario", "lint", str(scenario))
     assert lint.returncode == 1 and "body_file" in lint.stdout and "OUTSIDE-7f3e" not in lint.stdout, lint.stdout
-    refused = subprocess.run(mockcre_command() + ["serve", "--port", str(free_port()), "--scenario", str(scenario)],
-                             capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+    refused = run_cli("serve", "--port", str(free_port()), "--scenario", str(scenario), timeout=30)
     assert refused.returncode == 2 and "OUTSIDE-7f3e" not in refused.stdout + refused.stderr
     server = serve()
     status, _, reply = server.request("POST", "/__admin/scenarios", scenario.read_bytes(), {"Content-Type": "application/yaml"})

@@ -6,14 +6,11 @@ in ``finally``, so a hanging server can never outlive its test.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -22,45 +19,22 @@ import requests
 
 from httpkit import (DM_BID, DM_TOKEN, Client, cre_item, cre_query, cre_upload, dm_item, dm_recommend, free_port,
                      md5, start, stop_soon, wait_for)
+from servekit import ServeProcess, run_cli, started_servers
+from servekit import kill_group, mockcre_command  # noqa: F401  (test_proxy imports them from here)
 
 ENDPOINT_PATHS = ("/upload", "/cre_test_upload", "/query", "/test-query", "/dm/data", "/dm/service", "/", "/__admin/")
 
 
-def mockcre_command() -> list[str]:
-    """The ``mockcre`` console script of this interpreter's environment (else ``python -m mockcre``)."""
-    script = Path(sys.executable).parent / "mockcre"
-    if script.exists():
-        return [str(script)]
-    found = shutil.which("mockcre")
-    return [found] if found else [sys.executable, "-m", "mockcre"]
-
-
 def run(*args: str, timeout: float = 20) -> subprocess.CompletedProcess:
     """A short-lived mockcre command (it must not serve): output captured, bounded by ``timeout``."""
-    return subprocess.run(mockcre_command() + list(args), capture_output=True, text=True, timeout=timeout,
-                          stdin=subprocess.DEVNULL)
+    return run_cli(*args, timeout=timeout)
 
 
-def kill_group(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=5)
-
-
-class Served:
-    """A running ``mockcre serve``; output goes to files so a chatty server can never block on a pipe."""
+class Served(ServeProcess):
+    """A ``mockcre serve`` started without waiting: :meth:`wait_ready` times the start, :meth:`stop` signals it."""
 
     def __init__(self, tmp_path: Path, *args: str, port: int | None = None):
-        self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._out = open(tmp_path / f"serve-{self.port}.out", "w+", encoding="utf-8")
-        self._err = open(tmp_path / f"serve-{self.port}.err", "w+", encoding="utf-8")
-        self.started = time.monotonic()
-        self.proc = subprocess.Popen(mockcre_command() + ["serve", "--port", str(self.port), *args],
-                                     stdout=self._out, stderr=self._err, stdin=subprocess.DEVNULL,
-                                     start_new_session=True)
+        super().__init__(tmp_path, *args, port=port, wait=False)
         self.ready_after: float | None = None
 
     def wait_ready(self, within: float = 10) -> float:
@@ -71,39 +45,19 @@ class Served:
         return self.ready_after
 
     def stop(self, sig: int, group: bool = False, timeout: float = 10) -> int:
+        """Send ``sig`` to the process (or its whole group, as a terminal's Ctrl-C does); its exit code."""
         if group:
             os.killpg(self.proc.pid, sig)
         else:
             self.proc.send_signal(sig)
         return self.proc.wait(timeout=timeout)
 
-    def stdout(self) -> str:
-        self._out.flush()
-        return Path(self._out.name).read_text(encoding="utf-8")
-
-    def stderr(self) -> str:
-        self._err.flush()
-        return Path(self._err.name).read_text(encoding="utf-8")
-
-    def close(self) -> None:
-        kill_group(self.proc)
-        self._out.close()
-        self._err.close()
-
 
 @pytest.fixture
 def served(tmp_path):
     """Factory: ``server = served("--seed", "5")`` starts ``mockcre serve`` on a free port; all killed at teardown."""
-    running = []
-
-    def factory(*args: str, port: int | None = None) -> Served:
-        server = Served(tmp_path, *args, port=port)
-        running.append(server)
-        return server
-
-    yield factory
-    for server in running:
-        server.close()
+    with started_servers(Served, tmp_path) as factory:
+        yield factory
 
 
 # -- start, endpoints, stop ------------------------------------------------------------------
