@@ -8,7 +8,6 @@ import struct
 import time
 
 from flask import Flask
-from werkzeug.datastructures import EnvironHeaders
 from werkzeug.exceptions import HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.wsgi import get_input_stream
@@ -83,7 +82,7 @@ class ApiRoutes:
             raw = get_input_stream(environ).read(self.service.config.max_body_bytes + 1)  # over the limit: never read whole
         except HTTPException as exc:  # e.g. the client went away mid-body
             return _json(start_response, exc.code, {"error": exc.name, "status": exc.code, "message": exc.description})
-        reply = self.service.handle(endpoint, raw, EnvironHeaders(environ).items(), environ.get("HTTP_HOST", ""))
+        reply = self.service.handle(endpoint, raw, _headers(environ), environ.get("HTTP_HOST", ""))
         if reply.delay:
             time.sleep(reply.delay)
         if reply.fault:
@@ -91,6 +90,23 @@ class ApiRoutes:
         start_response(f"{reply.status} {HTTP_STATUS_CODES.get(reply.status, 'Unknown')}",
                        [*reply.headers, ("Content-Length", str(len(reply.body)))])
         return [reply.body]
+
+
+def _headers(environ) -> list[tuple[str, str]]:
+    """The request's headers exactly as Werkzeug's EnvironHeaders lists them, at a fraction of its cost
+    (its iteration was 8 % of a /query in a profile)."""
+    found = []
+    for key, value in environ.items():
+        if key.startswith("HTTP_"):
+            if key not in _CONTENT_DUPLICATES:
+                found.append((key[5:].replace("_", "-").title(), value))
+        elif key in _CONTENT_HEADERS and value:
+            found.append((_CONTENT_HEADERS[key], value))
+    return found
+
+
+_CONTENT_HEADERS = {"CONTENT_TYPE": "Content-Type", "CONTENT_LENGTH": "Content-Length"}
+_CONTENT_DUPLICATES = ("HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH")
 
 
 def _json(start_response, status: int, body: dict, headers=()):

@@ -14,6 +14,11 @@ import time
 
 import pytest
 import requests
+from hypothesis import given
+from hypothesis import strategies as st
+from werkzeug.datastructures import EnvironHeaders
+
+import mockcre.app as app_module
 
 from httpkit import (CRE_TOKEN, DM_BID, DM_TOKEN, TIMEOUT, Client, client, cre_action, cre_item, cre_query,  # noqa: F401
                      cre_upload, dm_action, dm_item, dm_recommend, md5, request_id, serve, start, stop_soon)
@@ -450,3 +455,10 @@ def test_without_accounts_anything_passes(client: Client):
     assert reply["code"] == 0
     assert "md5-shape" in {v["rule"] for v in client.last_entry()["violations"]}
     assert sorted(client.dm_ids(MD5="x" * 32)) == ["a", "b"]
+
+
+@given(st.dictionaries(st.sampled_from(["HTTP_HOST", "HTTP_X_API_KEY", "HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH", "CONTENT_TYPE",
+                                        "CONTENT_LENGTH", "HTTP_ACCEPT_ENCODING", "REQUEST_METHOD", "PATH_INFO", "HTTP_"]),
+                       st.sampled_from(["", "application/json", "12", "a_b"]), max_size=8))
+def test_the_api_reads_headers_exactly_as_werkzeug_does(environ):
+    assert app_module._headers(environ) == list(EnvironHeaders(environ).items())

@@ -114,6 +114,8 @@ def _too_deep(body, text: str) -> bool:
     of each kind: gone within MAX_DEPTH / 2 passes means at most MAX_DEPTH levels. A string holding
     a bracket (rare, and able to hide a level) sends the body to the walk.
     """
+    if text.count("{") + text.count("[") <= MAX_DEPTH:  # cannot nest deeper than it opens
+        return False
     structure = (text.encode("utf-8", "surrogatepass").replace(b"\\\\", b"").replace(b'\\"', b"")
                  .translate(None, _NOT_STRUCTURE).replace(b'""', b""))
     if b'"' not in structure:
