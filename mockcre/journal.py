@@ -72,13 +72,22 @@ def _ids(value, sep: str | None = None) -> list[str]:
     return [p.strip() for p in parts if p.strip()]
 
 
+def _id(value) -> str:
+    """One scalar id as a string ("" for none): the per-record step of a batch, kept to one call."""
+    if type(value) is str:
+        return value.strip()
+    return "" if value is None or isinstance(value, (dict, list, bool)) else str(value).strip()
+
+
 def _records(body) -> list[dict]:
     data = body.get("data") if isinstance(body, dict) else None
     return [r for r in data if isinstance(r, dict)] if isinstance(data, list) else []
 
 
 def _unique(values: Iterable[str]) -> list[str]:
-    return list(dict.fromkeys(values))[:MAX_IDS]
+    found = dict.fromkeys(values)
+    found.pop("", None)
+    return list(found)[:MAX_IDS]
 
 
 def body_users(body, dialect: str | None = None) -> list[str]:
@@ -88,8 +97,7 @@ def body_users(body, dialect: str | None = None) -> list[str]:
     found = []
     if dialect in (None, "cre"):
         found += _ids(body.get("user_id"))
-        for record in _records(body):
-            found += _ids(record.get("uid"))
+        found += [_id(record.get("uid")) for record in _records(body)]
     if dialect in (None, "dm"):
         found += _ids(body.get("uid"))
     return _unique(found)
@@ -102,16 +110,13 @@ def body_items(body, dialect: str | None = None) -> list[str]:
     found = []
     if dialect in (None, "cre"):
         for record in _records(body):
-            found += _ids(record.get("item_id"))
+            found.append(_id(record.get("item_id")))
             actions = record.get("item_action")
             if isinstance(actions, list):
-                for entry in actions:
-                    if isinstance(entry, dict):
-                        found += _ids(entry.get("item_id"))
+                found += [_id(entry.get("item_id")) for entry in actions if isinstance(entry, dict)]
         pool = body.get("pool")
         if isinstance(pool, dict) and isinstance(pool.get("items"), list):
-            for item_id in pool["items"]:
-                found += _ids(item_id)
+            found += [_id(item_id) for item_id in pool["items"]]
     if dialect in (None, "dm"):
         found += _ids(body.get("item_id"), ";")
         found += _ids(body.get("cid"))
