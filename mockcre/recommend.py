@@ -182,13 +182,14 @@ def _taste(part: Partition, user) -> Counter:
 
 
 def _most_popular(part: Partition, feature: str):
-    """The PER_FEATURE most popular items carrying a feature; cached until the store changes."""
+    """The PER_FEATURE most popular items carrying a feature; cached until one of its items changes."""
     members = part.feature_index.get(feature, ())
     if len(members) <= PER_FEATURE:
         return members
+    stamp = part.feature_stamps[feature]
     cached = part.feature_tops.get(feature)
-    if cached is None or cached[0] != part.version:
-        cached = part.feature_tops[feature] = (part.version, heapq.nsmallest(PER_FEATURE, members, key=part.popularity_keys.__getitem__))
+    if cached is None or cached[0] != stamp:
+        cached = part.feature_tops[feature] = (stamp, heapq.nsmallest(PER_FEATURE, members, key=part.popularity_keys.__getitem__))
     return cached[1]
 
 

@@ -47,20 +47,17 @@ class Item:
     lon: float | None
     reported: bytes  # the record as reported, as compact JSON: as a dict it was a third of an item's memory
     reports: int = 1
+    features: tuple = field(init=False, default=())  # what a user's taste attaches to: tags, categories, vendor
+
+    def __post_init__(self):
+        vendor = (f"vendor:{self.vendor}",) if self.vendor else ()
+        self.features = tuple(intern(f) for f in (*(f"tag:{t}" for t in self.tags), *(f"cat:{c}" for c in self.categories),
+                                                  *vendor))
 
     @property
     def record(self) -> dict:
         """The record as reported (a fresh dict each time), for the admin state and the quality report."""
         return json.loads(self.reported)
-
-    @property
-    def features(self) -> list[str]:
-        """What a user's taste attaches to: tags, categories and the vendor."""
-        out = [f"tag:{t}" for t in self.tags]
-        out += [f"cat:{c}" for c in self.categories]
-        if self.vendor:
-            out.append(f"vendor:{self.vendor}")
-        return out
 
     def live(self, now: float) -> bool:
         return self.on_shelf and now < self.expire_time
@@ -116,8 +113,11 @@ class Partition:
         self.popularity_keys: dict[str, tuple] = {}  # item -> its key as placed in by_popularity
         self.by_popularity = SortedKeyList(key=self.popularity_keys.__getitem__)
         self._stale: set = set()  # items whose popularity changed since they were placed
-        self.version = 0  # bumped by every write: feature_tops compares it
-        self.feature_tops: dict[str, tuple] = {}  # feature -> (version, its most popular items), for the recommender
+        self.version = 0  # bumped by every write: the ranking cache compares it
+        # feature -> (its stamp, its most popular items), for the recommender; a feature's stamp moves only when
+        # one of its items is reported or acted on, so a write leaves the other features' lists valid
+        self.feature_tops: dict[str, tuple] = {}
+        self.feature_stamps: Counter = Counter()
         self.expiries = SortedList()  # every item's expire_time: which items are live changes only at these
         self.ranking_cache: dict = {}  # request -> ranking, valid while version is ranking_cache_version
         self.ranking_cache_version = -1
@@ -156,8 +156,10 @@ class Partition:
             self.by_popularity.remove(item.item_id)  # found by the key it was placed with
             self._stale.discard(item.item_id)
             self._index(old, discard=True)
+            self.feature_stamps.update(old.features)
             self.expiries.remove(old.expire_time)
         self.items[item.item_id] = item
+        self.feature_stamps.update(item.features)
         self.expiries.add(item.expire_time)
         self._index(item)
         self._place(item.item_id)
@@ -177,8 +179,10 @@ class Partition:
         action.uid, action.item_id, action.action = intern(action.uid), intern(action.item_id), intern(action.action)
         self.actions.append(action)
         self.popularity[action.item_id] += action.weight
-        if action.weight and action.item_id in self.items:
+        item = self.items.get(action.item_id)
+        if action.weight and item is not None:
             self._stale.add(action.item_id)
+            self.feature_stamps.update(item.features)
         user = self.users[action.uid]
         user.actions += 1
         user.item_weights[action.item_id] += action.weight

@@ -45,6 +45,29 @@ def test_fast_path_ranks_exactly_like_scoring_everything(seed, monkeypatch):
         assert fast == every, req
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_cached_feature_tops_stay_exact_across_interleaved_writes(seed, monkeypatch):
+    """A feature's top list is kept across writes that do not touch its items; rankings must not notice."""
+    rng = random.Random(seed)
+    part = random_partition(rng, 2500)
+    monkeypatch.setattr(recommend, "PER_FEATURE", 20)  # features larger than their top list, so lists are cached
+    for step in range(60):
+        if step % 3 == 0:
+            item = f"i{rng.randrange(2500)}"
+            part.add(Action(f"u{rng.randrange(20)}", item, "2", rng.choice([5.0, 40.0, -30.0]), 1), "click")
+        elif step % 3 == 1:
+            part.upsert(Item(f"i{rng.randrange(2600)}", ("p1",), {f"t{rng.randrange(30)}": 1.0}, (f"c{rng.randrange(10)}",),
+                             None, rng.random(), 100, 10**10, True, None, None, b"{}"))
+        req = recommend.RecRequest(uid=f"u{rng.randrange(20)}", pools=["0"], cid=rng.choice([None, f"i{rng.randrange(50)}"]),
+                                   limit=30)
+        monkeypatch.setattr(recommend, "SCORE_ONE_BY_ONE_UP_TO", 0)
+        fast = recommend._rank(part, req, 60).entries  # with the lists kept from earlier steps
+        part.feature_tops.clear()
+        monkeypatch.setattr(recommend, "SCORE_ONE_BY_ONE_UP_TO", 10**9)
+        every = recommend._rank(part, req, 60).entries  # every candidate scored, every list computed afresh
+        assert fast == every, (step, req)
+
+
 def test_memoised_rankings_follow_every_write():
     part = Partition(("dm", "x"))
     for i in range(3):
