@@ -141,7 +141,9 @@ def test_default_batch_limit(default_server):
     assert default_server.post("/cre_test_upload", dumps(cre_upload("1", records[:10_000])))["code"] == "0"
 
 
-@pytest.mark.parametrize("text", ["d" * DESCRIBE_MAX, "描" * DESCRIBE_MAX, "🚀" * DESCRIBE_MAX])
+# Short ids: pytest puts the test id in PYTEST_CURRENT_TEST, and a 30,720-emoji id made that variable too long
+# for the kernel to start the server with (E2BIG) when this test was the first to need it.
+@pytest.mark.parametrize("text", ["d" * DESCRIBE_MAX, "描" * DESCRIBE_MAX, "🚀" * DESCRIBE_MAX], ids=["ascii", "hanzi", "emoji"])
 def test_describe_of_30720_characters_is_accepted_in_both_dialects(default_server, text):
     assert default_server.post("/upload", dumps(cre_upload("1", [cre_item("long", describe=text)])))["code"] == "0"
     assert default_server.post("/dm/data", dumps(dm_item("long", describe=text)))["code"] == 0
