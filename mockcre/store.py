@@ -12,10 +12,10 @@ from __future__ import annotations
 import json
 import math
 import threading
-from sys import intern
 import zlib
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from sys import intern
 
 from sortedcontainers import SortedKeyList, SortedList
 
