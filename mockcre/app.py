@@ -92,6 +92,10 @@ class ApiRoutes:
         return [reply.body]
 
 
+_CONTENT_HEADERS = {"CONTENT_TYPE": "Content-Type", "CONTENT_LENGTH": "Content-Length"}
+_CONTENT_DUPLICATES = ("HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH")
+
+
 def _headers(environ) -> list[tuple[str, str]]:
     """The request's headers exactly as Werkzeug's EnvironHeaders lists them, at a fraction of its cost
     (its iteration was 8 % of a /query in a profile)."""
@@ -103,10 +107,6 @@ def _headers(environ) -> list[tuple[str, str]]:
         elif key in _CONTENT_HEADERS and value:
             found.append((_CONTENT_HEADERS[key], value))
     return found
-
-
-_CONTENT_HEADERS = {"CONTENT_TYPE": "Content-Type", "CONTENT_LENGTH": "Content-Length"}
-_CONTENT_DUPLICATES = ("HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH")
 
 
 def _json(start_response, status: int, body: dict, headers=()):

@@ -32,7 +32,8 @@ from mockcre.server import ThreadedServer
 
 from httpkit import (CRE_TOKEN, NOW, TIMEOUT, cre_action, cre_item, cre_query, cre_upload, dm_action, dm_item,
                      dm_recommend, fixed_clock, free_port, stop_soon, wait_for)
-from test_serve_cli import kill_group, mockcre_command, run
+from servekit import kill_group, mockcre_command
+from test_serve_cli import run
 
 #: The upstream's scenario: valid requests from these users get replies that break the reply contract.
 BREAKING = {

@@ -20,7 +20,6 @@ import requests
 from httpkit import (DM_BID, DM_TOKEN, Client, cre_item, cre_query, cre_upload, dm_item, dm_recommend, free_port,
                      md5, start, stop_soon, wait_for)
 from servekit import ServeProcess, run_cli, started_servers
-from servekit import kill_group, mockcre_command  # noqa: F401  (test_proxy imports them from here)
 
 ENDPOINT_PATHS = ("/upload", "/cre_test_upload", "/query", "/test-query", "/dm/data", "/dm/service", "/", "/__admin/")
 
