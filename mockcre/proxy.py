@@ -40,10 +40,9 @@ from mockcre import __version__, domain
 from mockcre.config import Config
 from mockcre.contracts import ERROR, WARNING, Violation, check, has_errors, jsonbody
 from mockcre.contracts.violations import describe_value
-from mockcre.dialects import DIALECTS, for_endpoint
-from mockcre.dialects.base import WrongKind
+from mockcre.dialects import DIALECTS
 from mockcre.journal import masked_body, masked_headers
-from mockcre.service import decode_transport
+from mockcre.service import Judgement
 
 log = logging.getLogger("mockcre.proxy")
 
@@ -105,18 +104,6 @@ class Forwarded:
     body: bytes = b""
     error: str | None = None
     latency_ms: float = 0.0
-
-
-@dataclass
-class Inspected:
-    """The request as the contracts see it."""
-
-    endpoint: str | None
-    dialect: str | None = None
-    kind: str | None = None
-    partition: tuple | None = None
-    body: object = None
-    violations: list = field(default_factory=list)
 
 
 class Proxy:
@@ -202,37 +189,7 @@ class Proxy:
 
     # -- judging ---------------------------------------------------------------------------------
 
-    def inspect(self, endpoint: str, raw: bytes, headers) -> Inspected:
-        """The request's violations, dialect, kind and partition, as ``mockcre serve`` would find them."""
-        ins = Inspected(endpoint)
-        low = {k.lower(): v for k, v in headers}
-        decoded, notes = decode_transport(raw, low, self.config.max_body_bytes)
-        ins.violations.extend(notes)
-        if decoded is not None:
-            ins.body, found = jsonbody.parse(decoded, self.config.max_body_bytes)
-            ins.violations.extend(found)
-        if endpoint == "dm.root":  # the upstream's host name routes it, as the real dm hosts do
-            ins.endpoint = DIALECTS["dm"].route_for_root(self.upstream.host, ins.body)
-        adapter = for_endpoint(ins.endpoint)
-        ins.dialect = adapter.name
-        if has_errors(ins.violations):
-            return ins
-        if not isinstance(ins.body, dict):
-            ins.violations.append(Violation("", f"body: expected a JSON object; got {describe_value(ins.body)}",
-                                            ERROR, "schema.type"))
-            return ins
-        route = adapter.routes[ins.endpoint]
-        try:
-            ins.kind = adapter.kind_for(route, ins.body)
-        except WrongKind as exc:
-            ins.violations.append(Violation(exc.path, str(exc), ERROR, "endpoint-kind"))
-            return ins
-        ins.violations.extend(check(ins.body, adapter.name, ins.kind, self.config.strict, now=self.config.clock()).violations)
-        if not has_errors(ins.violations):
-            ins.partition = adapter.partition_key(route, ins.body)
-        return ins
-
-    def judge_reply(self, ins: Inspected, fwd: Forwarded):
+    def judge_reply(self, ins: Judgement, fwd: Forwarded):
         """``(parsed reply or None, text, violations)`` of the upstream's reply to an API request."""
         found = []
         if fwd.status != 200:
@@ -280,8 +237,9 @@ class Proxy:
         endpoint = PATHS.get(path) if method == "POST" else None
         if endpoint is None:
             return self._other(method, target, path, raw, headers, started)
-        ins = self.inspect(endpoint, raw, headers)
-        adapter = DIALECTS[ins.dialect]
+        # judged as mockcre serve judges it; the upstream's host name routes dm's POST /, as the real hosts do
+        ins = self.service.judge(endpoint, raw, {k.lower(): v for k, v in headers}, self.upstream.host)
+        adapter = ins.adapter
         limit = self.config.max_body_bytes
         if len(raw) > limit:  # read no further than the limit, so it cannot be forwarded whole
             fwd = Forwarded(error=f"not forwarded: the body is over {limit:,} bytes (--max-body-bytes)")
@@ -341,11 +299,11 @@ class Proxy:
                 reply = None
             if not isinstance(reply, dict):
                 reply = {"raw": fwd.body[:4096].decode("utf-8", "replace")}
-        ins = Inspected(None, body=body, violations=[Violation("", message, ERROR, rule)])
+        ins = Judgement(None, body=body, violations=[Violation("", message, ERROR, rule)])
         self._journal(ins, headers, reply, upstream, started)
         return answer
 
-    def _journal(self, ins: Inspected, headers, reply, upstream: dict, started: float) -> None:
+    def _journal(self, ins: Judgement, headers, reply, upstream: dict, started: float) -> None:
         self.service.journal.record({  # the entry of Service._record, plus "upstream"
             "time": self.config.clock(),
             "endpoint": ins.endpoint,
@@ -361,26 +319,18 @@ class Proxy:
             "upstream": upstream,
         })
 
-    def _mirror(self, ins: Inspected, parsed) -> None:
+    def _mirror(self, ins: Judgement, parsed) -> None:
         """A report the upstream accepted goes into the proxy's store too (the dashboard and report read it)."""
         if ins.kind not in ("item", "action") or ins.partition is None or not isinstance(parsed, dict):
             return
         if str(parsed.get("code")) != "0":
             return
-        adapter, now, store = DIALECTS[ins.dialect], int(self.config.clock()), self.service.store
         try:
-            with store.lock:
-                part = store.partition(ins.partition)
-                if ins.kind == "item":
-                    for item in adapter.items(ins.body, now):
-                        part.upsert(item)
-                else:
-                    for action, counter in adapter.actions(ins.body, now):
-                        part.add(action, counter)
+            self.service.store.apply_report(ins.partition, ins.adapter, ins.kind, ins.body, int(self.config.clock()))
         except Exception:  # the store is a view for the dashboard; the exchange itself went through
             log.exception("mockcre proxy: cannot mirror a report into the store")
 
-    def _observed(self, ins: Inspected, fwd: Forwarded, parsed, text, reply):
+    def _observed(self, ins: Judgement, fwd: Forwarded, parsed, text, reply):
         """What the recorder keeps, or None for a request a replaying mock would answer itself (-1)."""
         from mockcre.record import Observed
 

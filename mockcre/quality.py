@@ -155,15 +155,7 @@ def replay(entries) -> Store:
     for e in entries:
         if not (_accepted(e, "item") or _accepted(e, "action")):
             continue
-        adapter = DIALECTS[e["dialect"]]
-        part = store.partition(tuple(e["partition"]))
-        now = int(e.get("time", 0))
-        if e["kind"] == "item":
-            for item in adapter.items(e["body"], now):
-                part.upsert(item)
-        else:
-            for action, counter in adapter.actions(e["body"], now):
-                part.add(action, counter)
+        store.apply_report(tuple(e["partition"]), DIALECTS[e["dialect"]], e["kind"], e["body"], int(e.get("time", 0)))
     return store
 
 

@@ -18,16 +18,14 @@ from dataclasses import dataclass, field
 
 from mockcre import domain, jsontext, memory
 from mockcre.config import Config
-from mockcre.contracts import ERROR, WARNING, Violation, check, jsonbody
+from mockcre.contracts import ERROR, WARNING, Violation, check, has_errors, jsonbody
 from mockcre.contracts.violations import describe_value
 from mockcre.dialects import DIALECTS
 from mockcre.dialects.base import WrongKind
 from mockcre.journal import Journal, masked_body, masked_headers
 from mockcre.persist import StateFile
 from mockcre.recommend import rank
-from mockcre.scenarios import ScenarioEngine
-from mockcre.scenarios.loader import dumps_body, resolve_inside
-from mockcre.scenarios.matching import render
+from mockcre.scenarios import Decision, ScenarioEngine
 from mockcre.store import Store
 
 log = logging.getLogger("mockcre")
@@ -49,18 +47,87 @@ class Reply:
 
 
 @dataclass
-class Exchange:
-    """Everything known about one request as it flows; the journal entry is made from it."""
+class Judgement:
+    """What the contracts make of one request: every face (serve, proxy, validate) judges with :func:`judge`."""
 
-    endpoint: str
-    headers: dict
-    started: float
-    raw: bytes = b""  # the body as decoded from the transport: what --state keeps
+    endpoint: str  # dm.root is resolved to dm.data or dm.service
     dialect: str | None = None
     kind: str | None = None
-    partition: tuple | None = None
+    partition: tuple | None = None  # set only for a request that passed
     body: object = None
+    raw: bytes = b""  # the body as decoded from the transport: what --state keeps
     violations: list = field(default_factory=list)
+
+    @property
+    def adapter(self):
+        return DIALECTS[self.endpoint.split(".")[0]]
+
+    @property
+    def passed(self) -> bool:
+        return self.partition is not None
+
+    def rejection(self) -> dict:
+        """The dialect's -1 envelope listing the errors (a signature or token alone is named as it is)."""
+        errors = [v for v in self.violations if v.severity == ERROR]
+        if len(errors) == 1 and errors[0].rule == "auth":
+            message = f"format error (格式错误): {errors[0].message}"
+        else:
+            listed = "; ".join(v.message for v in errors[:MAX_LISTED])
+            more = f"; and {len(errors) - MAX_LISTED} more" if len(errors) > MAX_LISTED else ""
+            noun = "problem" if len(errors) == 1 else "problems"
+            message = f"format error (格式错误), {len(errors)} {noun}: {listed}{more}"
+        return self.adapter.error(self.adapter.echo(self.body), domain.CODE_FORMAT_ERROR, message)
+
+
+def judge(endpoint: str, raw: bytes, headers: dict, host: str, config: Config, *, strict: bool, accounts) -> Judgement:
+    """Transport, JSON, dialect and kind, limits, schema and semantic rules, then auth: stops at the first stage
+    with errors. ``headers`` have lower-case names; ``host`` routes dm's ``POST /`` as the real hosts do."""
+    j = Judgement(endpoint)
+    decoded, notes = decode_transport(raw, headers, config.max_body_bytes)
+    j.violations.extend(notes)
+    if decoded is not None:
+        j.raw = decoded
+        j.body, found = jsonbody.parse(decoded, config.max_body_bytes)
+        j.violations.extend(found)
+    if endpoint == "dm.root":
+        j.endpoint = DIALECTS["dm"].route_for_root(host, j.body)
+    adapter = j.adapter
+    j.dialect = adapter.name
+    if has_errors(j.violations):
+        return j
+    body = j.body
+    if not isinstance(body, dict):
+        j.violations.append(Violation("", f"body: expected a JSON object; got {describe_value(body)}", ERROR, "schema.type"))
+        return j
+    route = adapter.routes[j.endpoint]
+    try:
+        j.kind = adapter.kind_for(route, body)
+    except WrongKind as exc:
+        j.violations.append(Violation(exc.path, str(exc), ERROR, "endpoint-kind"))
+        return j
+    data = body.get("data")
+    if isinstance(data, list) and len(data) > config.max_batch_records:
+        j.violations.append(Violation("/data", f"data: {len(data):,} records in one request; the limit is "
+                                      f"{config.max_batch_records:,} (--max-batch-records)", ERROR, "limit.batch-records"))
+        return j
+    j.violations.extend(check(body, adapter.name, j.kind, strict, now=config.clock()).violations)
+    if has_errors(j.violations):
+        return j
+    denied = adapter.check_auth(accounts, body)
+    if denied:
+        j.violations.append(Violation("/MD5" if adapter.name == "dm" else "/token", denied, ERROR, "auth"))
+        return j
+    j.partition = adapter.partition_key(route, body)
+    return j
+
+
+@dataclass
+class Exchange:
+    """One request as it flows: its judgement, then what answered it; the journal entry is made from it."""
+
+    judgement: Judgement
+    headers: dict
+    started: float
     decisions: list = field(default_factory=list)  # scenario rules and state changes
     reply: dict | None = None
 
@@ -81,146 +148,93 @@ class Service:
 
     # -- the pipeline ------------------------------------------------------------------------
 
+    def judge(self, endpoint: str, raw: bytes, headers: dict, host: str = "") -> Judgement:
+        """:func:`judge` with this service's limits, strictness (a strict scenario makes it strict) and accounts."""
+        return judge(endpoint, raw, headers, host, self.config, strict=self.config.strict or self.scenarios.strict,
+                     accounts=self.scenarios.accounts)
+
     def handle(self, endpoint: str, raw: bytes, headers=(), host: str = "") -> Reply:
         """Answer one POST to ``endpoint`` (a name from domain.ENDPOINTS, or ``dm.root`` for ``POST /``)."""
         headers = list(headers)  # read twice below; callers may pass a one-shot iterator
-        ex = Exchange(endpoint, masked_headers(headers), time.perf_counter())
+        ex = Exchange(Judgement(endpoint), masked_headers(headers), time.perf_counter())
         try:
-            reply = self._answer(ex, raw, dict((k.lower(), v) for k, v in headers), host) or _json_reply(ex.reply)
+            low = dict((k.lower(), v) for k, v in headers)
+            ex.judgement = self.judge(endpoint, raw, low, host)
+            reply = self._answer(ex, low)
         except Exception:  # the engine failed: the dialect's system error, the traceback to the log only
-            log.exception("mockcre: internal error while answering %s", ex.endpoint)
-            adapter = DIALECTS[ex.endpoint.split(".")[0]]
-            ex.reply = adapter.error(adapter.echo(ex.body), domain.CODE_SYSTEM_ERROR,
+            log.exception("mockcre: internal error while answering %s", ex.judgement.endpoint)
+            adapter = ex.judgement.adapter
+            ex.reply = adapter.error(adapter.echo(ex.judgement.body), domain.CODE_SYSTEM_ERROR,
                                      "system error (系统错误): mockcre failed while answering; see the server log")
             reply = _json_reply(ex.reply)
         self._record(ex)
         return reply
 
-    def _answer(self, ex: Exchange, raw: bytes, headers: dict, host: str) -> Reply | None:
-        """The reply for a request; None means: send ``ex.reply`` as JSON."""
-        raw, notes = decode_transport(raw, headers, self.config.max_body_bytes)
-        ex.violations.extend(notes)
-        body = None
-        if raw is not None:
-            ex.raw = raw
-            body, found = jsonbody.parse(raw, self.config.max_body_bytes)
-            ex.violations.extend(found)
-        ex.body = body
-        if ex.endpoint == "dm.root":
-            ex.endpoint = DIALECTS["dm"].route_for_root(host, body)
-        adapter = DIALECTS[ex.endpoint.split(".")[0]]
-        route = adapter.routes[ex.endpoint]
-        ex.dialect = adapter.name
-        echo = adapter.echo(body)
-        if any(v.severity == ERROR for v in ex.violations):
-            return self._reject(ex, adapter, echo)
-        if not isinstance(body, dict):
-            ex.violations.append(Violation("", f"body: expected a JSON object; got {describe_value(body)}",
-                                           ERROR, "schema.type"))
-            return self._reject(ex, adapter, echo)
-        try:
-            ex.kind = adapter.kind_for(route, body)
-        except WrongKind as exc:
-            ex.violations.append(Violation(exc.path, str(exc), ERROR, "endpoint-kind"))
-            return self._reject(ex, adapter, echo)
-        data = body.get("data")
-        if isinstance(data, list) and len(data) > self.config.max_batch_records:
-            ex.violations.append(Violation("/data", f"data: {len(data):,} records in one request; the limit is "
-                                           f"{self.config.max_batch_records:,} (mockcre serve --max-batch-records)",
-                                           ERROR, "limit.batch-records"))
-            return self._reject(ex, adapter, echo)
-        strict = self.config.strict or self.scenarios.strict
-        checked = check(body, adapter.name, ex.kind, strict, now=self.config.clock())
-        ex.violations.extend(checked.violations)
-        if not checked.ok or any(v.severity == ERROR for v in ex.violations):
-            return self._reject(ex, adapter, echo)
-        denied = adapter.check_auth(self.scenarios.accounts, body)
-        if denied:
-            ex.violations.append(Violation("/MD5" if adapter.name == "dm" else "/token", denied, ERROR, "auth"))
-            ex.reply = adapter.error(echo, domain.CODE_FORMAT_ERROR, f"format error (格式错误): {denied}")
-            return None
-        ex.partition = adapter.partition_key(route, body)
-        decision = self.scenarios.decide(ex.endpoint, ex.kind, body, headers)
+    def _answer(self, ex: Exchange, headers: dict) -> Reply:
+        j = ex.judgement
+        if not j.passed:
+            ex.reply = j.rejection()
+            return _json_reply(ex.reply)
+        decision = self.scenarios.decide(j.endpoint, j.kind, j.body, headers)
         if decision is None:
-            ex.reply = self._engine(adapter, ex.kind, body, ex.partition, ex.raw)
-            return None
+            ex.reply = self._engine(j)
+            return _json_reply(ex.reply)
         ex.decisions.append(decision.record())
         if decision.next_state and self.state is not None:
             self.state.save_state(decision.scenario, decision.next_state)
-        return self._scripted(ex, adapter, body, decision)
+        return self._carry_out(ex, decision)
 
-    def _reject(self, ex: Exchange, adapter, echo) -> None:
-        errors = [v for v in ex.violations if v.severity == ERROR]
-        listed = "; ".join(v.message for v in errors[:MAX_LISTED])
-        more = f"; and {len(errors) - MAX_LISTED} more" if len(errors) > MAX_LISTED else ""
-        noun = "problem" if len(errors) == 1 else "problems"
-        ex.reply = adapter.error(echo, domain.CODE_FORMAT_ERROR, f"format error (格式错误), {len(errors)} {noun}: {listed}{more}")
-
-    def _scripted(self, ex: Exchange, adapter, body: dict, decision) -> Reply:
-        """Answer as a scenario rule says: a code, a canned ranking, a raw answer or a fault."""
-        then, delay = decision.then, decision.delay_ms / 1000.0
-        fault = then.get("fault")
-        if fault in ("reset", "timeout"):  # the request is lost: nothing is stored
-            ex.reply = {"fault": fault}
-            hold = then.get("timeout_ms", 30_000) / 1000.0 if fault == "timeout" else 0.0
-            return Reply(200, b"", (), delay, fault, hold)
-        if "code" in then:
-            message = render(then.get("msg", then.get("message", "")), body)
-            ex.reply = adapter.error(adapter.echo(body), then["code"], message)
-        elif "recommend" in then:
-            entries = [_canned_entry(e) for e in render(then["recommend"], body)]
-            ex.reply = adapter.canned(body, entries, then.get("apply_request_num", True), self.next_trace_id())
-        elif any(k in then for k in ("status", "body", "body_file")):
-            return self._raw(ex, then, body, decision, delay)
-        else:  # passthrough, or only delay / next_state / a malformed or empty fault
-            ex.reply = self._engine(adapter, ex.kind, body, ex.partition, ex.raw)
-        reply = _json_reply(ex.reply, then, body, delay)
-        return _broken(reply, fault, ex)
-
-    def _raw(self, ex: Exchange, then: dict, body: dict, decision, delay: float) -> Reply:
-        if "body_file" in then:
-            payload = render(resolve_inside(decision.base_dir, then["body_file"]).read_text(encoding="utf-8"), body)
+    def _carry_out(self, ex: Exchange, decision: Decision) -> Reply:
+        """Answer as a scenario decided: a code, a canned ranking, a raw answer, the engine, or no answer at all."""
+        j, delay = ex.judgement, decision.delay_ms / 1000.0
+        if decision.answer == "drop":
+            ex.reply = {"fault": decision.fault}
+            return Reply(200, b"", (), delay, decision.fault, decision.hold_ms / 1000.0)
+        if decision.answer == "raw":
+            ex.reply = decision.shown
+            reply = Reply(decision.status, decision.body, decision.headers, delay)
         else:
-            payload = render(then.get("body", ""), body)
-        data = dumps_body(payload)
-        ex.reply = payload if isinstance(payload, (dict, list)) else {"raw": payload if isinstance(payload, str) else data.decode()}
-        headers = tuple({"Content-Type": "application/json; charset=utf-8", **render(then.get("headers", {}), body)}.items())
-        return _broken(Reply(then.get("status", 200), data, headers, delay), then.get("fault"), ex)
+            adapter = j.adapter
+            if decision.answer == "code":
+                ex.reply = adapter.error(adapter.echo(j.body), decision.code, decision.message)
+            elif decision.answer == "recommend":
+                ex.reply = adapter.canned(j.body, list(decision.ranking), decision.apply_limit, self.next_trace_id())
+            else:
+                ex.reply = self._engine(j)
+            reply = Reply(200, jsontext.dumps(ex.reply), decision.headers, delay)
+        if decision.fault == "malformed":
+            reply.body = reply.body[: max(len(reply.body) // 2, 1)]
+        elif decision.fault == "empty":
+            reply.body = b""
+        if decision.fault in ("malformed", "empty"):
+            ex.reply = {"fault": decision.fault, "would_have_answered": ex.reply}
+        return reply
 
     # -- state -------------------------------------------------------------------------------
 
-    def _engine(self, adapter, kind: str, body: dict, key: tuple, raw: bytes) -> dict:
+    def _engine(self, j: Judgement) -> dict:
         now = int(self.config.clock())
-        store = self.store
+        adapter, store = j.adapter, self.store
         with store.lock:
-            if kind in ("item", "action"):
-                self._apply_report(adapter, kind, body, key, now)
+            if j.kind in ("item", "action"):
+                store.apply_report(j.partition, adapter, j.kind, j.body, now)
                 if self.state is not None:  # committed before the reply leaves: code 0 means kept
-                    self.state.append(key, adapter.name, kind, now, raw)
-                return adapter.accepted(body)
-            part = store.peek(key)
-            req = adapter.rec_request(body)
+                    self.state.append(j.partition, adapter.name, j.kind, now, j.raw)
+                return adapter.accepted(j.body)
+            part = store.peek(j.partition)
+            req = adapter.rec_request(j.body)
             if adapter.name == "dm":
-                return adapter.recommended(body, req, rank(part, req, now))
-            pools = adapter.rec_pools(req, body)
+                return adapter.recommended(j.body, req, rank(part, req, now))
+            pools = adapter.rec_pools(req, j.body)
             rankings = {pool: rank(part, req if req.items is not None else dataclasses.replace(req, pools=[pool]), now)
                         for pool in pools}
-        return adapter.recommended(body, req, rankings, self.next_trace_id())
-
-    def _apply_report(self, adapter, kind: str, body: dict, key: tuple, now: int) -> None:
-        part = self.store.partition(key)
-        if kind == "item":
-            for item in adapter.items(body, now):
-                part.upsert(item)
-        else:
-            for action, counter in adapter.actions(body, now):
-                part.add(action, counter)
+        return adapter.recommended(j.body, req, rankings, self.next_trace_id())
 
     def _restore(self) -> None:
         """Rebuild the store from the state file, then put scenarios back in their saved states."""
         with self.store.lock:
             for key, dialect, kind, received, raw in self.state.reports():
-                self._apply_report(DIALECTS[dialect], kind, json.loads(raw), key, int(received))
+                self.store.apply_report(key, DIALECTS[dialect], kind, json.loads(raw), int(received))
         self.scenarios.restore_states(self.state.states())
 
     def next_trace_id(self) -> str:
@@ -243,15 +257,16 @@ class Service:
         memory.give_back()
 
     def _record(self, ex: Exchange) -> None:
+        j = ex.judgement
         self.journal.record({
             "time": self.config.clock(),
-            "endpoint": ex.endpoint,
-            "dialect": ex.dialect,
-            "kind": ex.kind,
-            "partition": list(ex.partition) if ex.partition else None,
+            "endpoint": j.endpoint,
+            "dialect": j.dialect,
+            "kind": j.kind,
+            "partition": list(j.partition) if j.partition else None,
             "headers": ex.headers,
-            "body": masked_body(ex.body),
-            "violations": [v.to_dict() for v in ex.violations],
+            "body": masked_body(j.body),
+            "violations": [v.to_dict() for v in j.violations],
             "scenario": ex.decisions,
             "reply": ex.reply,
             "latency_ms": round((time.perf_counter() - ex.started) * 1000, 3),
@@ -284,25 +299,5 @@ def decode_transport(raw: bytes, headers: dict, limit: int):
     return raw, notes
 
 
-def _json_reply(reply: dict, then: dict | None = None, body=None, delay: float = 0.0) -> Reply:
-    headers = JSON_HEADERS
-    if then and then.get("headers"):
-        headers = tuple({"Content-Type": JSON_HEADERS[0][1], **render(then["headers"], body)}.items())
-    return Reply(200, jsontext.dumps(reply), headers, delay)
-
-
-def _broken(reply: Reply, fault: str | None, ex: Exchange) -> Reply:
-    """Apply a malformed (truncated JSON) or empty (no body) fault to an otherwise good reply."""
-    if fault == "malformed":
-        reply.body = reply.body[: max(len(reply.body) // 2, 1)]
-    elif fault == "empty":
-        reply.body = b""
-    if fault in ("malformed", "empty"):
-        ex.reply = {"fault": fault, "would_have_answered": ex.reply}
-    return reply
-
-
-def _canned_entry(entry) -> tuple:
-    if isinstance(entry, dict):
-        return str(entry.get("id", entry.get("item"))), entry.get("score", entry.get("weight"))
-    return str(entry), None
+def _json_reply(reply: dict) -> Reply:
+    return Reply(200, jsontext.dumps(reply))

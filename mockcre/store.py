@@ -220,6 +220,23 @@ class Store:
     def peek(self, key: tuple) -> Partition | None:
         return self.partitions.get(key)
 
+    def apply_report(self, key: tuple, adapter, kind: str, body: dict, now: int) -> None:
+        """The one way an accepted report reaches a store: serve, the proxy's mirror, ``--state`` restore
+        and the quality report's replay all come here; the dialect adapter reads the body."""
+        self.apply(key, kind, adapter.items(body, now) if kind == "item" else adapter.actions(body, now))
+
+    def apply(self, key: tuple, kind: str, records) -> None:
+        """Write a report's records (items, or ``(action, counter)`` pairs); scenario fixtures, read once
+        at load time, come in here with theirs."""
+        with self.lock:
+            part = self.partition(key)
+            if kind == "item":
+                for item in records:
+                    part.upsert(item)
+            else:
+                for action, counter in records:
+                    part.add(action, counter)
+
     def reset(self) -> None:
         with self.lock:
             self.partitions.clear()

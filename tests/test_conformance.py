@@ -17,7 +17,7 @@ from mockcre.auth import Accounts
 from mockcre.conformance import Run, Target
 from mockcre.contracts import validate
 from mockcre.server import ThreadedServer
-from mockcre.service import Service
+from mockcre.service import Judgement
 from mockcre.store import Item
 
 EXAMPLES = 8
@@ -61,12 +61,13 @@ def test_a_server_that_ignores_off_shelf_is_caught(server, monkeypatch):
 
 
 def test_a_server_that_accepts_invalid_bodies_is_caught(server, monkeypatch):
-    def accept_anything(self, ex, adapter, echo):
-        ex.reply = adapter.accepted(ex.body) if isinstance(ex.body, dict) else adapter.error(echo, -1, "?")
-        if adapter.name == "cre" and ex.kind == "query":
-            ex.reply = {"seq_no": echo, "code": "0", "message": "ok"}
+    def accept_anything(judgement):
+        adapter, echo = judgement.adapter, judgement.adapter.echo(judgement.body)
+        if adapter.name == "cre" and judgement.kind == "query":
+            return {"seq_no": echo, "code": "0", "message": "ok"}
+        return adapter.accepted(judgement.body) if isinstance(judgement.body, dict) else adapter.error(echo, -1, "?")
 
-    monkeypatch.setattr(Service, "_reject", accept_anything)
+    monkeypatch.setattr(Judgement, "rejection", accept_anything)
     results = failed(run_against(server.url))
     invalid = [name for name in results if "one-defect" in name]
     assert len(invalid) == 6, sorted(results)
@@ -106,7 +107,7 @@ def test_determinism_is_checked_unless_opted_out(server, monkeypatch):
 
 
 def test_the_same_seed_finds_the_same_minimal_request(server, monkeypatch):
-    monkeypatch.setattr(Service, "_reject", lambda self, ex, adapter, echo: setattr(ex, "reply", adapter.accepted(ex.body)))
+    monkeypatch.setattr(Judgement, "rejection", lambda judgement: judgement.adapter.accepted(judgement.body))
     first = failed(run_against(server.url, dialects=("dm",), seed=5))
     second = failed(run_against(server.url, dialects=("dm",), seed=5))
     name = "dm item: one-defect requests answered -1 naming the field"

@@ -20,8 +20,8 @@ from pathlib import Path
 
 from mockcre.auth import Accounts
 
-from .loader import ScenarioError, Source, check_source, read
-from .matching import compiled_regex, matches, parse_path, values
+from .loader import ScenarioError, Source, check_source, dumps_body, read, resolve_inside
+from .matching import compiled_regex, matches, parse_path, render, values
 
 log = logging.getLogger("mockcre.scenarios")
 
@@ -74,7 +74,7 @@ class Scenario:
     name: str
     data: dict
     rules: list
-    fixtures: list  # prepared batches: (partition keys, items, actions)
+    fixtures: list  # prepared batches: (partition keys, kind, records)
     label: str
     base_dir: Path | None
     path: Path | None
@@ -91,21 +91,43 @@ class Scenario:
     def describe(self) -> dict:
         return {"name": self.name, "description": self.data.get("description", ""), "rules": len(self.rules),
                 "state": self.state, "source": self.label, "strict": bool(self.data.get("strict")),
-                "fixtures": {"items": sum(len(b[1]) for b in self.fixtures), "actions": sum(len(b[2]) for b in self.fixtures)}}
+                "fixtures": {"items": self._count("item"), "actions": self._count("action")}}
+
+    def _count(self, kind: str) -> int:
+        return sum(len(records) for _, of_kind, records in self.fixtures if of_kind == kind)
 
 
-@dataclass
+JSON_CONTENT_TYPE = "application/json; charset=utf-8"
+
+
+@dataclass(frozen=True)
 class Decision:
-    """Which rule answered, and what it changed: kept with the request in the journal."""
+    """A rule's answer, resolved against the request: the service carries it out as it stands.
+
+    ``answer`` says what to send: ``"code"`` (the dialect's envelope with ``code`` and ``message``),
+    ``"recommend"`` (the canned ``ranking``), ``"raw"`` (``status``, ``body`` and ``headers`` as
+    they are), ``"drop"`` (no reply at all: the ``reset``/``timeout`` faults) or ``"engine"``
+    (the stateful engine answers, after the delay). ``fault`` ``malformed``/``empty`` then spoils
+    the reply that was made.
+    """
 
     scenario: str
     rule: str
     index: int
-    then: dict
     state: str
     next_state: str | None
     delay_ms: float
-    base_dir: Path | None
+    answer: str
+    headers: tuple = ((("Content-Type", JSON_CONTENT_TYPE),))
+    fault: str | None = None
+    hold_ms: float = 0.0  # how long a timeout fault holds the connection
+    code: int | None = None
+    message: str = ""
+    ranking: tuple = ()  # ((item id, score or None), ...)
+    apply_limit: bool = True
+    status: int = 200
+    body: bytes = b""
+    shown: object = None  # what the journal shows of a raw answer
 
     def record(self) -> dict:
         out = {"scenario": self.scenario, "rule": self.rule, "index": self.index, "state": self.state}
@@ -113,9 +135,40 @@ class Decision:
             out["next_state"] = self.next_state
         if self.delay_ms:
             out["delay_ms"] = round(self.delay_ms, 3)
-        if "fault" in self.then:
-            out["fault"] = self.then["fault"]
+        if self.fault:
+            out["fault"] = self.fault
         return out
+
+
+def resolve(then: dict, body, base_dir: Path | None) -> dict:
+    """The fields of a :class:`Decision` that ``then`` gives for this request (templates filled in)."""
+    fault = then.get("fault")
+    resolved = {"fault": fault,
+                "headers": tuple({"Content-Type": JSON_CONTENT_TYPE, **render(then.get("headers", {}), body)}.items())}
+    if fault in ("reset", "timeout"):  # the request is lost: nothing is stored
+        return {**resolved, "answer": "drop", "hold_ms": then.get("timeout_ms", 30_000) if fault == "timeout" else 0.0}
+    if "code" in then:
+        return {**resolved, "answer": "code", "code": int(then["code"]),
+                "message": render(then.get("msg", then.get("message", "")), body)}
+    if "recommend" in then:
+        return {**resolved, "answer": "recommend", "ranking": tuple(_ranked(e) for e in render(then["recommend"], body)),
+                "apply_limit": then.get("apply_request_num", True)}
+    if any(k in then for k in ("status", "body", "body_file")):
+        if "body_file" in then:
+            payload = render(resolve_inside(base_dir, then["body_file"]).read_text(encoding="utf-8"), body)
+        else:
+            payload = render(then.get("body", ""), body)
+        data = dumps_body(payload)
+        shown = payload if isinstance(payload, (dict, list)) else {"raw": payload if isinstance(payload, str) else data.decode()}
+        return {**resolved, "answer": "raw", "status": then.get("status", 200), "body": data, "shown": shown}
+    return {**resolved, "answer": "engine"}  # passthrough, or only delay / next_state / a malformed or empty fault
+
+
+def _ranked(entry) -> tuple:
+    """A canned ranking entry, ``{"id"|"item": …, "score"|"weight": …}`` or a bare id, as ``(id, score or None)``."""
+    if isinstance(entry, dict):
+        return str(entry.get("id", entry.get("item"))), entry.get("score", entry.get("weight"))
+    return str(entry), None
 
 
 class ScenarioEngine:
@@ -201,13 +254,10 @@ class ScenarioEngine:
 
     def _apply(self, scenario: Scenario) -> None:
         with self._store.lock:
-            for keys, items, actions in scenario.fixtures:
-                for key in keys:
-                    part = self._store.partition(key)
-                    for item in items:
-                        part.upsert(dataclasses.replace(item, reports=1))
-                    for action, counter in actions:
-                        part.add(action, counter)
+            for keys, kind, records in scenario.fixtures:
+                for key in keys:  # a fresh copy of each item: the store keeps and updates what it is given
+                    self._store.apply(key, kind, [dataclasses.replace(r, reports=1) for r in records]
+                                      if kind == "item" else records)
 
     # -- deciding ----------------------------------------------------------------------------
 
@@ -222,8 +272,8 @@ class ScenarioEngine:
                         delay = _draw_delay(rule.then.get("delay_ms"), s.rng)
                         if "next_state" in rule.then:
                             s.state = rule.then["next_state"]
-                        return Decision(s.name, rule.name, rule.index, rule.then, before,
-                                        rule.then.get("next_state"), delay, s.base_dir)
+                        return Decision(s.name, rule.name, rule.index, before, rule.then.get("next_state"), delay,
+                                        **resolve(rule.then, body, s.base_dir))
         return None
 
     # -- hot reload --------------------------------------------------------------------------

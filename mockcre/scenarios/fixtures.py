@@ -21,7 +21,7 @@ def partition_key(name: str) -> tuple:
 
 
 def prepare(fixtures: dict, now: float, strict: bool = False):
-    """``(batches, problems)``: batches are ``(partition keys, items, actions)``; problems ``(pointer, message)``."""
+    """``(batches, problems)``: batches are ``(partition keys, kind, records)``; problems ``(pointer, message)``."""
     into = [partition_key(n) for n in fixtures.get("into", []) if isinstance(n, str) and (n in _PARTITIONS or n.startswith("dm:"))]
     batches, problems = [], []
     for kind in ("items", "actions"):
@@ -65,7 +65,6 @@ def _renamed(message: str, kind: str, indexed) -> str:
 
 
 def _batch(body, dialect, kind, now, partitions):
+    """The records of one fixture body, read once at load time and written again on every reset."""
     adapter = DIALECTS[dialect]
-    if kind == "item":
-        return partitions, adapter.items(body, int(now)), []
-    return partitions, [], list(adapter.actions(body, int(now)))
+    return partitions, kind, adapter.items(body, int(now)) if kind == "item" else list(adapter.actions(body, int(now)))
