@@ -123,6 +123,16 @@ def _at_least_one(text: str) -> int:
     return value
 
 
+def _add_limits(p: argparse.ArgumentParser, body_note: str) -> None:
+    """The limits serve and proxy share: the same flags configure the same judge."""
+    p.add_argument("--max-body-bytes", type=_at_least_one, default=DEFAULT_MAX_BYTES, metavar="N",
+                   help=f"refuse larger request bodies with a -1 envelope{body_note} (default {DEFAULT_MAX_BYTES:,})")
+    p.add_argument("--max-batch-records", type=_at_least_one, default=10_000, metavar="N",
+                   help="a cre upload with more records in data[] breaks the limit.batch-records rule (default 10,000)")
+    p.add_argument("--journal-size", type=_at_least_one, default=10_000, metavar="N",
+                   help="journal entries kept in memory, oldest dropped first (default 10,000)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mockcre", description="Mock and contract-test server for Tencent's recommendation APIs (cre and dm dialects).")
@@ -156,12 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="cre:TOKEN or dm:BID=TOKEN (repeatable); with any account, tokens and MD5 signatures are checked")
     p.add_argument("--journal", metavar="FILE", help="also append every journal entry to FILE as a JSON line")
     p.add_argument("--state", metavar="FILE", help="keep every accepted report in this SQLite file across restarts")
-    p.add_argument("--max-body-bytes", type=_at_least_one, default=DEFAULT_MAX_BYTES, metavar="N",
-                   help=f"refuse larger request bodies with a -1 envelope (default {DEFAULT_MAX_BYTES:,})")
-    p.add_argument("--max-batch-records", type=_at_least_one, default=10_000, metavar="N",
-                   help="refuse cre uploads with more records in data[] (default 10,000)")
-    p.add_argument("--journal-size", type=_at_least_one, default=10_000, metavar="N",
-                   help="journal entries kept in memory, oldest dropped first (default 10,000)")
+    _add_limits(p, body_note="")
     p.add_argument("--admin-token", metavar="T", help="require Authorization: Bearer T on /__admin (needed off loopback)")
     p.set_defaults(func=_serve)
 
@@ -229,8 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--upstream-timeout", type=float, default=10.0, metavar="SECONDS",
                    help="answer the dialect's -2 envelope when the upstream has not replied within SECONDS (default 10)")
     p.add_argument("--journal", metavar="FILE", help="also append every journal entry to FILE as a JSON line")
-    p.add_argument("--max-body-bytes", type=_at_least_one, default=DEFAULT_MAX_BYTES, metavar="N",
-                   help=f"refuse larger request bodies with a -1 envelope, not forwarded (default {DEFAULT_MAX_BYTES:,})")
+    _add_limits(p, body_note=", not forwarded")
     p.add_argument("--admin-token", metavar="T", help="require Authorization: Bearer T on /__admin (needed off loopback)")
     p.set_defaults(func=_proxy)
 
