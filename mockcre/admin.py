@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from flask import Blueprint, current_app, redirect, request
 
 from mockcre import memory
+from mockcre.http_errors import error_body
 
 blueprint = Blueprint("admin", __name__)
 ADMIN_PREFIX = "/__admin"
@@ -32,13 +33,13 @@ def _service():
     return current_app.extensions["mockcre"]
 
 
-def _json_error(status: int, error: str, message: str, **extra):
-    return {"error": error, "status": status, "message": message, **extra}, status
+def _json_error(status: int, message: str, **extra):
+    return error_body(status, message, **extra), status
 
 
 @blueprint.errorhandler(BadRequest)
 def _bad_request(exc: BadRequest):
-    return _json_error(400, "Bad Request", str(exc))
+    return _json_error(400, str(exc))
 
 
 @blueprint.before_app_request
@@ -59,7 +60,7 @@ def _require_token():
         response = redirect(request.path)
         response.set_cookie(COOKIE, token, httponly=True, samesite="Strict", path=ADMIN_PREFIX)
         return response
-    body, status = _json_error(401, "Unauthorized", "the admin API needs the header Authorization: Bearer <admin token> "
+    body, status = _json_error(401, "the admin API needs the header Authorization: Bearer <admin token> "
                                                     "(mockcre serve --admin-token); in a browser, open /__admin/?token=<admin token>")
     return body, status, {"WWW-Authenticate": 'Bearer realm="mockcre admin"'}
 
@@ -179,20 +180,20 @@ def load_scenario():
     limit = _service().config.max_body_bytes
     raw = request.stream.read(limit + 1)
     if len(raw) > limit:
-        return _json_error(413, "Payload Too Large", f"a scenario body may have at most {limit:,} bytes "
+        return _json_error(413, f"a scenario body may have at most {limit:,} bytes "
                                                      "(mockcre serve --max-body-bytes)")
     try:
         raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return _json_error(400, "Bad Request", "the scenario body is not UTF-8 text",
+        return _json_error(400, "the scenario body is not UTF-8 text",
                            problems=[f"byte {exc.start}: not UTF-8"])
     if not raw.strip():
-        return _json_error(400, "Bad Request", "send a scenario as the body (YAML or JSON)",
+        return _json_error(400, "send a scenario as the body (YAML or JSON)",
                            problems=["the body is empty"])
     try:  # bytes: the scenario's own text, never taken for a path on the server
         name = _service().scenarios.load(raw, label="<admin>")
     except ScenarioError as exc:
-        return _json_error(400, "Bad Request", "invalid scenario", problems=list(exc.problems))
+        return _json_error(400, "invalid scenario", problems=list(exc.problems))
     return {"status": "loaded", "name": name}, 201
 
 
@@ -204,7 +205,7 @@ def unload_scenarios():
     if name:
         known = {s.get("name") for s in service.scenarios.describe()}
         if name not in known:
-            return _json_error(404, "Not Found", f"no scenario named {name!r} is loaded",
+            return _json_error(404, f"no scenario named {name!r} is loaded",
                                loaded=sorted(n for n in known if n))
         service.scenarios.unload(name)
         return {"status": "ok", "unloaded": [name]}

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import socket
 import struct
 import time
 
 from flask import Flask
 from werkzeug.exceptions import HTTPException
-from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.wsgi import get_input_stream
 
+from mockcre import http_errors
 from mockcre.service import Reply, Service
 
 #: HTTP path -> endpoint name (domain.ENDPOINTS); ``POST /`` is dm's real host root.
@@ -43,18 +42,7 @@ def create_app(config=None) -> Flask:
     app.register_blueprint(admin.blueprint, url_prefix="/__admin")
     app.register_blueprint(dashboard.blueprint, url_prefix="/__admin")
 
-    @app.errorhandler(HTTPException)
-    def _http_error(exc: HTTPException):
-        response = exc.get_response()  # keeps what Werkzeug set, such as Allow on a 405
-        response.set_data(json.dumps({"error": exc.name, "status": exc.code, "message": exc.description}))
-        response.content_type = "application/json"
-        return response
-
-    @app.errorhandler(Exception)
-    def _unexpected(exc: Exception):  # never an HTML page or a traceback to the client
-        app.logger.exception("mockcre: unexpected error")
-        return {"error": "Internal Server Error", "status": 500, "message": "mockcre failed; see the server log"}, 500
-
+    http_errors.install(app)
     return app
 
 
@@ -75,19 +63,17 @@ class ApiRoutes:
         if endpoint is None:
             return self.flask_wsgi(environ, start_response)
         if environ.get("REQUEST_METHOD") != "POST":
-            return _json(start_response, 405, {"error": "Method Not Allowed", "status": 405,
-                                               "message": "The method is not allowed for the requested URL."},
-                         [("Allow", "POST")])
+            return _json_error(start_response, 405, "The method is not allowed for the requested URL.", [("Allow", "POST")])
         try:
             raw = get_input_stream(environ).read(self.service.config.max_body_bytes + 1)  # over the limit: never read whole
         except HTTPException as exc:  # e.g. the client went away mid-body
-            return _json(start_response, exc.code, {"error": exc.name, "status": exc.code, "message": exc.description})
+            return _json_error(start_response, exc.code, exc.description)
         reply = self.service.handle(endpoint, raw, _headers(environ), environ.get("HTTP_HOST", ""))
         if reply.delay:
             time.sleep(reply.delay)
         if reply.fault:
             return _break_connection(environ, start_response, reply)
-        start_response(f"{reply.status} {HTTP_STATUS_CODES.get(reply.status, 'Unknown')}",
+        start_response(http_errors.status_line(reply.status),
                        [*reply.headers, ("Content-Length", str(len(reply.body)))])
         return [reply.body]
 
@@ -109,10 +95,10 @@ def _headers(environ) -> list[tuple[str, str]]:
     return found
 
 
-def _json(start_response, status: int, body: dict, headers=()):
-    data = json.dumps(body).encode()
-    start_response(f"{status} {HTTP_STATUS_CODES.get(status, 'Unknown')}",
-                   [("Content-Type", "application/json"), ("Content-Length", str(len(data))), *headers])
+def _json_error(start_response, status: int, message: str, headers=()):
+    data = http_errors.error_bytes(status, message)
+    start_response(http_errors.status_line(status),
+                   [("Content-Type", http_errors.CONTENT_TYPE), ("Content-Length", str(len(data))), *headers])
     return [data]
 
 

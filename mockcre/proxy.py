@@ -36,7 +36,7 @@ import zlib
 from dataclasses import dataclass, field
 from urllib.parse import quote, urlsplit
 
-from mockcre import __version__, domain
+from mockcre import __version__, domain, http_errors
 from mockcre.config import Config
 from mockcre.contracts import ERROR, WARNING, Violation, check, has_errors, jsonbody
 from mockcre.contracts.violations import describe_value
@@ -287,10 +287,10 @@ class Proxy:
         upstream = {"url": self.upstream.url + target, "status": fwd.status, "reason": fwd.reason,
                     "latency_ms": fwd.latency_ms, "violations": [], "error": fwd.error}
         if fwd.error:
-            status, title = (413, "Payload Too Large") if too_large else (502, "Bad Gateway")
-            error = {"error": title, "status": status, "message": fwd.error}
-            answer = (f"{status} {title.upper()}", [("Content-Type", "application/json")], json.dumps(error).encode())
-            reply = error
+            status = 413 if too_large else 502
+            reply = http_errors.error_body(status, fwd.error)
+            answer = (http_errors.status_line(status), [("Content-Type", http_errors.CONTENT_TYPE)],
+                      http_errors.error_bytes(status, fwd.error))
         else:
             answer = (_status_line(fwd), fwd.headers, fwd.body)
             try:
@@ -382,7 +382,7 @@ def _decompressed(data: bytes, encoding: str):
 def create_proxy_app(upstream: str, config=None, timeout: float = DEFAULT_TIMEOUT, record: str | None = None):
     """A Flask app that proxies to ``upstream``, with the admin API and dashboard of ``mockcre serve``."""
     from flask import Flask, Response, redirect, request
-    from werkzeug.exceptions import HTTPException, NotFound
+    from werkzeug.exceptions import NotFound
 
     from mockcre import admin, dashboard
 
@@ -414,18 +414,7 @@ def create_proxy_app(upstream: str, config=None, timeout: float = DEFAULT_TIMEOU
     app.add_url_rule("/", "proxy_root", view, methods=METHODS, provide_automatic_options=False)
     app.add_url_rule("/<path:rest>", "proxy_path", view, methods=METHODS, provide_automatic_options=False)
 
-    @app.errorhandler(HTTPException)
-    def _http_error(exc: HTTPException):
-        response = exc.get_response()
-        response.set_data(json.dumps({"error": exc.name, "status": exc.code, "message": exc.description}))
-        response.content_type = "application/json"
-        return response
-
-    @app.errorhandler(Exception)
-    def _unexpected(exc: Exception):
-        app.logger.exception("mockcre proxy: unexpected error")
-        return {"error": "Internal Server Error", "status": 500, "message": "mockcre proxy failed; see its log"}, 500
-
+    http_errors.install(app)
     return app
 
 
