@@ -18,9 +18,9 @@ the client and an entry with ``upstream.error``: never a hang.
 ``--record FILE`` keeps the exchanges as a scenario that ``mockcre serve --scenario FILE``
 replays (see :mod:`mockcre.record`).
 
-The proxy runs on granian like ``mockcre serve`` (its own process, its own factory target): the
-app is built in the parent, so a bad ``--upstream`` fails before anything listens, and granian's
-forked worker inherits it.
+The proxy runs on granian exactly as ``mockcre serve`` does (:class:`mockcre.server.WorkerHandoff`):
+the app is built in the parent, so a bad ``--upstream`` fails before anything listens, and
+granian's forked worker inherits it.
 """
 
 from __future__ import annotations
@@ -57,8 +57,6 @@ HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "proxy-authenticat
 REPLY_KINDS = {"cre.upload": "upload-response", "cre.test_upload": "upload-response", "cre.query": "query-response",
                "cre.test_query": "query-response", "dm.data": "report-response", "dm.service": "recommend-response"}
 ERROR_KINDS = {"cre": "upload-response", "dm": "error-response"}
-CONFIG_ENV = "MOCKCRE_PROXY_CONFIG"
-_prebuilt = None  # the app serve_proxy built in the parent; granian's forked worker inherits it
 
 
 @dataclass(frozen=True)
@@ -431,39 +429,25 @@ def _target(environ) -> str:
 # -- serving ----------------------------------------------------------------------------------------
 
 
-def app_from_env():
-    """granian's factory target, run in the worker: the app the parent built (inherited by fork)."""
-    from mockcre.server import PARENT_ENV, _die_with_parent
-
-    if PARENT_ENV in os.environ:
-        _die_with_parent(int(os.environ[PARENT_ENV]))
-        os.setpgid(0, 0)  # as mockcre serve's worker: only the supervisor stops it (see mockcre.server)
-    app = _prebuilt if _prebuilt is not None else create_proxy_app(**json.loads(os.environ[CONFIG_ENV]))
+def _flush_recording_at_exit(app) -> None:
+    """granian's worker is a multiprocessing child: it ends with os._exit, running multiprocessing's
+    finalizers (not atexit), so the last exchanges of a burst are written when it stops."""
     recorder = app.extensions["mockcre.proxy"].recorder
     if recorder is not None:
-        # granian's worker is a multiprocessing child: it ends with os._exit, running multiprocessing's
-        # finalizers (not atexit), so the last exchanges of a burst are written when it stops.
         from multiprocessing import util
 
         util.Finalize(None, recorder.flush, exitpriority=10)
-    return app
 
 
 def serve_proxy(host: str, port: int, options: dict, threads: int = 16, out=sys.stdout) -> int:
     """Serve until SIGINT or SIGTERM; 0 on a clean stop, 1 when the port is taken."""
-    from granian import Granian
-    from granian.constants import Interfaces
-
-    from mockcre.server import PARENT_ENV, port_is_free
+    from mockcre.server import WorkerHandoff, port_is_free, run_granian
 
     if not port_is_free(host, port):
         sys.stderr.write(f"mockcre proxy: cannot listen on {host}:{port}: the port is already in use\n")
         return 1
-    global _prebuilt
-    _prebuilt = create_proxy_app(**options)
-    os.environ[CONFIG_ENV] = json.dumps(options)
-    os.environ[PARENT_ENV] = str(os.getpid())
-    proxy: Proxy = _prebuilt.extensions["mockcre.proxy"]
+    app = create_proxy_app(**options)
+    proxy: Proxy = app.extensions["mockcre.proxy"]
     base = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
     out.write(f"mockcre {__version__} proxy on {base} -> {proxy.upstream.url} "
               f"({'strict' if proxy.config.strict else 'lenient'} contract, upstream timeout {proxy.timeout:g} s)\n")
@@ -472,8 +456,7 @@ def serve_proxy(host: str, port: int, options: dict, threads: int = 16, out=sys.
     if proxy.recorder is not None:
         out.write(f"  {'recording to':<30} {proxy.recorder.path}\n")
     out.flush()
-    Granian("mockcre.proxy:app_from_env", factory=True, interface=Interfaces.WSGI, address=host, port=port,
-            workers=1, blocking_threads=threads, log_enabled=False).serve()
+    run_granian(WorkerHandoff(app, os.getpid(), _flush_recording_at_exit), host, port, threads)
     return 0
 
 

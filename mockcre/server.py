@@ -8,12 +8,13 @@ fixture) wants the app in the test's own process instead, and uses Werkzeug's th
 from __future__ import annotations
 
 import ipaddress
-import json
 import os
 import signal
 import socket
 import sys
 import threading
+from dataclasses import dataclass
+from typing import Callable
 
 from werkzeug.serving import WSGIRequestHandler
 
@@ -29,9 +30,6 @@ SERVER_THREADS = 48
 # one lost that race for several 5 ms turns (p99 14-16 ms at 16 connections, where a bare Flask app that
 # reads the body has the same). At 0.75 ms the tail is 8-9 ms for a quarter less throughput.
 GIL_SWITCH_SECONDS = 0.00075
-CONFIG_ENV = "MOCKCRE_SERVE_CONFIG"
-PARENT_ENV = "MOCKCRE_SERVE_PARENT"
-_prebuilt = None  # the app serve() built in the parent; granian's forked worker inherits it
 
 ENDPOINT_LINES = (
     ("cre item/action upload", "/upload"),
@@ -66,23 +64,35 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def app_from_env():
-    """granian's factory target, run in the worker: the app the parent built (inherited by fork), else a new one."""
-    from mockcre.app import create_app, service_of
+@dataclass(frozen=True)
+class WorkerHandoff:
+    """What the parent hands granian's worker: the app it built (a bad scenario or upstream fails there,
+    before anything listens) and what must start after the fork. granian calls it in the worker as its
+    target loader; the forked worker inherits the app, so no config travels by environment or global."""
 
-    if PARENT_ENV in os.environ:
-        _die_with_parent(int(os.environ[PARENT_ENV]))
+    app: object
+    parent: int
+    after_fork: Callable[[object], None] | None = None  # threads do not survive fork: start them here
+
+    def __call__(self):
+        _die_with_parent(self.parent)
         # Ctrl-C signals the terminal's whole process group, and granian's worker and supervisor then
         # race to shut down (it hung in about 1 start of 3). In a group of its own the worker is only
         # ever stopped by the supervisor, as when the parent alone is signalled.
         os.setpgid(0, 0)
-    sys.setswitchinterval(GIL_SWITCH_SECONDS)
-    config = json.loads(os.environ[CONFIG_ENV])
-    if _prebuilt is None:
-        return create_app(config)
-    if config.get("watch"):  # threads do not survive fork: the watcher starts in the worker
-        service_of(_prebuilt).scenarios.watch()
-    return _prebuilt
+        sys.setswitchinterval(GIL_SWITCH_SECONDS)
+        if self.after_fork is not None:
+            self.after_fork(self.app)
+        return self.app
+
+
+def run_granian(handoff: WorkerHandoff, host: str, port: int, threads: int) -> None:
+    """Serve ``handoff.app`` in one granian worker until SIGINT or SIGTERM (serve and proxy alike)."""
+    from granian import Granian
+    from granian.constants import Interfaces
+
+    Granian("mockcre", interface=Interfaces.WSGI, address=host, port=port, workers=1, blocking_threads=threads,
+            log_enabled=False).serve(target_loader=handoff, wrap_loader=False)
 
 
 def port_is_free(host: str, port: int) -> bool:
@@ -98,27 +108,26 @@ def port_is_free(host: str, port: int) -> bool:
 
 def serve(host: str, port: int, config: dict, threads: int = SERVER_THREADS, out=sys.stdout) -> int:
     """Serve until SIGINT or SIGTERM; 0 on a clean stop, 1 when the port is taken."""
-    from granian import Granian
-    from granian.constants import Interfaces
-
     if not port_is_free(host, port):
         sys.stderr.write(f"mockcre serve: cannot listen on {host}:{port}: the port is already in use\n")
         return 1
     from mockcre.app import create_app
 
-    global _prebuilt
     memory.limit_arenas()  # before any thread: the forked worker inherits it
-    _prebuilt = create_app({**config, "watch": False})  # built once; a bad scenario fails here, cleanly
-    os.environ[CONFIG_ENV] = json.dumps(config)
-    os.environ[PARENT_ENV] = str(os.getpid())
+    app = create_app({**config, "watch": False})  # built once; a bad scenario fails here, cleanly
     base = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
     out.write(f"mockcre {__version__} serving both dialects on {base}\n")
     for label, path in ENDPOINT_LINES:
         out.write(f"  {label:<30} {base}{path}\n")
     out.flush()
-    Granian("mockcre.server:app_from_env", factory=True, interface=Interfaces.WSGI, address=host, port=port,
-            workers=1, blocking_threads=threads, log_enabled=False).serve()
+    run_granian(WorkerHandoff(app, os.getpid(), _start_watching if config.get("watch") else None), host, port, threads)
     return 0
+
+
+def _start_watching(app) -> None:
+    from mockcre.app import service_of
+
+    service_of(app).scenarios.watch()
 
 
 class _QuietHandler(WSGIRequestHandler):
