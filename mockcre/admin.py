@@ -9,11 +9,11 @@ serve`` refuses a non-loopback ``--host`` without one.
 from __future__ import annotations
 
 import hmac
-from datetime import datetime, timezone
 
 from flask import Blueprint, current_app, redirect, request
 
 from mockcre import memory
+from mockcre.clock import parse_moment
 from mockcre.http_errors import error_body
 
 blueprint = Blueprint("admin", __name__)
@@ -97,27 +97,14 @@ def _int(name: str, default: int | None, low: int = 0, high: int | None = None) 
     return number
 
 
-def parse_time(value: str) -> float:
-    """Epoch seconds, or ISO 8601 (``2024-05-01T12:00:00Z``; without a zone: UTC)."""
-    text = value.strip()
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise BadRequest(f"{value!r}: expected epoch seconds or an ISO 8601 time such as 2024-05-01T12:00:00Z") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.timestamp()
-
-
 def _time(name: str) -> float | None:
     value = request.args.get(name)
-    return None if value is None or value == "" else parse_time(value)
+    if value is None or value == "":
+        return None
+    try:
+        return parse_moment(value)
+    except ValueError as exc:
+        raise BadRequest(f"?{name}={value}: {exc}") from None
 
 
 # -- health and journal ------------------------------------------------------------------------
@@ -165,6 +152,37 @@ def reset():
     _service().reset(scenarios=bool(_flag("scenarios")))
     memory.give_back(collect=True)
     return {"status": "ok"}
+
+
+@blueprint.get("/clock")
+def clock():
+    return _service().config.clock.to_dict()
+
+
+CLOCK_MOVES = ("freeze", "advance", "resume")
+
+
+@blueprint.post("/clock")
+def move_clock():
+    """One of ``{"freeze": T}``, ``{"advance": seconds or "30d"/"12h"/"90s"}``, ``{"resume": true}``."""
+    change = request.get_json(force=True, silent=True)
+    if not isinstance(change, dict) or len(change) != 1 or next(iter(change)) not in CLOCK_MOVES:
+        return _json_error(400, 'send one of {"freeze": T}, {"advance": seconds or "30d"}, {"resume": true} as JSON; '
+                                "T is epoch seconds or ISO 8601 such as 2017-01-01T00:00:00Z")
+    (move, value), = change.items()
+    clock = _service().config.clock
+    try:
+        if move == "freeze":
+            clock.freeze(value)
+        elif move == "advance":
+            clock.advance(value)
+        elif value is True:
+            clock.resume()
+        else:
+            raise ValueError(f"expected true; got {value!r}")
+    except ValueError as exc:
+        return _json_error(400, f"{move}: {exc}")
+    return clock.to_dict()
 
 
 @blueprint.get("/scenarios")

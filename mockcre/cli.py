@@ -19,6 +19,7 @@ def _validate(args) -> int:
 
 def _serve(args) -> int:
     from mockcre.auth import Accounts
+    from mockcre.clock import parse_moment
     from mockcre.server import is_loopback, serve
 
     try:
@@ -26,6 +27,12 @@ def _serve(args) -> int:
     except ValueError as exc:
         sys.stderr.write(f"mockcre serve: {exc}\n")
         return 2
+    if args.clock is not None:
+        try:
+            parse_moment(args.clock)
+        except ValueError as exc:
+            sys.stderr.write(f"mockcre serve: --clock: {exc}\n")
+            return 2
     if not is_loopback(args.host) and not args.admin_token:
         sys.stderr.write(f"mockcre serve: --host {args.host} exposes the server beyond this machine; "
                          "the admin API then needs --admin-token T (clients send Authorization: Bearer T)\n")
@@ -34,6 +41,8 @@ def _serve(args) -> int:
               "admin_token": args.admin_token, "scenarios": [_scenario_path(s) for s in args.scenario], "watch": args.watch,
               "state_file": args.state, "max_body_bytes": args.max_body_bytes,
               "max_batch_records": args.max_batch_records, "journal_size": args.journal_size}
+    if args.clock is not None:
+        config["clock"] = args.clock
     try:
         return serve(args.host, args.port, config)
     except ScenarioError as exc:
@@ -167,6 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--journal", metavar="FILE", help="also append every journal entry to FILE as a JSON line")
     p.add_argument("--state", metavar="FILE", help="keep every accepted report in this SQLite file across restarts")
     _add_limits(p, body_note="")
+    p.add_argument("--clock", metavar="T", help="start the mock's clock frozen at T: epoch seconds or ISO 8601 such as "
+                                              "2017-01-01T00:00:00Z (wins over a scenario's clock:; move it with "
+                                              "POST /__admin/clock)")
     p.add_argument("--admin-token", metavar="T", help="require Authorization: Bearer T on /__admin (needed off loopback)")
     p.set_defaults(func=_serve)
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field, fields
-from typing import Callable
 
 from mockcre.auth import Accounts
+from mockcre.clock import Clock
 from mockcre.contracts.jsonbody import DEFAULT_MAX_BYTES
 
 
@@ -23,7 +22,9 @@ class Config:
     watch: bool = False  # reload changed scenario files without a restart
     state_file: str | None = None  # SQLite file keeping every accepted report across restarts
     admin_token: str | None = None  # Bearer token required by /__admin when set
-    clock: Callable[[], float] = time.time
+    # the mock's one clock; also a moment to start frozen at (epoch seconds or ISO 8601, as --clock T) or a
+    # callable giving epoch seconds
+    clock: Clock = field(default_factory=Clock)
 
     @classmethod
     def from_mapping(cls, mapping=None) -> "Config":
@@ -37,4 +38,6 @@ class Config:
         accounts = mapping.get("accounts")
         if accounts is not None and not isinstance(accounts, Accounts):
             mapping["accounts"] = Accounts.parse(accounts)
+        if "clock" in mapping:
+            mapping["clock"] = Clock.of(mapping["clock"])
         return cls(**mapping)

@@ -24,6 +24,13 @@ def _service():
     return current_app.extensions["mockcre"]
 
 
+@blueprint.context_processor
+def _mock_clock():
+    """Every page shows the mock's time when a test or --clock moved it from wall time."""
+    clock = _service().config.clock
+    return {"mock_clock": clock.to_dict() if clock.moved else None}
+
+
 def report_of(service) -> quality.Report:
     with service.store.lock:
         return quality.analyse(service.store, service.journal.entries(), service.config.clock())

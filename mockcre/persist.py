@@ -1,7 +1,7 @@
 """``--state FILE``: every accepted report kept in SQLite, so a restart (even after kill -9) loses nothing.
 
 The file holds what was *accepted* — the raw bytes of each report answered code 0, in order —
-and the scenario states; the in-memory store is rebuilt from them on start by the same dialect
+the scenario states and the clock's position; the in-memory store is rebuilt from them on start by the same dialect
 adapters that built it the first time. Each report is one transaction, committed before the
 reply is sent. WAL with synchronous=NORMAL survives a killed process (the OS keeps the log);
 only a power cut can lose the last commits.
@@ -24,6 +24,7 @@ CREATE TABLE IF NOT EXISTS reports (
     body BLOB NOT NULL           -- the request body exactly as it arrived
 );
 CREATE TABLE IF NOT EXISTS scenario_states (name TEXT PRIMARY KEY, state TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS clock (one INTEGER PRIMARY KEY CHECK (one = 1), settings TEXT NOT NULL);  -- Clock.settings()
 """
 
 
@@ -61,6 +62,17 @@ class StateFile:
     def states(self) -> dict:
         with self._lock:
             return dict(self._db.execute("SELECT name, state FROM scenario_states").fetchall())
+
+    def save_clock(self, settings: dict) -> None:
+        with self._lock:
+            self._db.execute("INSERT INTO clock (one, settings) VALUES (1, ?) "
+                             "ON CONFLICT(one) DO UPDATE SET settings = excluded.settings", (json.dumps(settings),))
+
+    def clock(self) -> dict | None:
+        """The clock's last saved settings (frozen moment, offset), or None when it was never moved."""
+        with self._lock:
+            row = self._db.execute("SELECT settings FROM clock").fetchone()
+        return json.loads(row[0]) if row else None
 
     def clear(self) -> None:
         with self._lock:

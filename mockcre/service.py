@@ -145,6 +145,7 @@ class Service:
         self.state = StateFile(self.config.state_file) if self.config.state_file else None
         if self.state is not None:
             self._restore()
+            self.config.clock.on_change = self.state.save_clock
 
     # -- the pipeline ------------------------------------------------------------------------
 
@@ -231,11 +232,14 @@ class Service:
         return adapter.recommended(j.body, req, rankings, self.next_trace_id())
 
     def _restore(self) -> None:
-        """Rebuild the store from the state file, then put scenarios back in their saved states."""
+        """Rebuild the store from the state file, then put scenarios and the clock back where they were."""
         with self.store.lock:
             for key, dialect, kind, received, raw in self.state.reports():
                 self.store.apply_report(key, DIALECTS[dialect], kind, json.loads(raw), int(received))
         self.scenarios.restore_states(self.state.states())
+        saved_clock = self.state.clock()
+        if saved_clock is not None:
+            self.config.clock.restore(saved_clock)
 
     def next_trace_id(self) -> str:
         """Unique per request, and the same sequence for the same seed (18 digits, like the document's)."""
@@ -253,6 +257,7 @@ class Service:
         if self.state is not None:
             self.state.clear()
         self.scenarios.reset_states()
+        self.config.clock.reset(self.scenarios.clock_start)
         self.scenarios.apply_fixtures()
         memory.give_back()
 

@@ -191,6 +191,8 @@ class ScenarioEngine:
         with self._lock:
             self._scenarios[scenario.name] = scenario
             self._refresh()
+            if "clock" in scenario.data:
+                self._clock.reset(self.clock_start)
             self._apply(scenario)
         return scenario.name
 
@@ -225,6 +227,11 @@ class ScenarioEngine:
             accounts.dm_tokens.update((conf.get("dm") or {}).get("bids", {}))
         self.accounts = accounts
         self.strict = any(s.data.get("strict") for s in self._scenarios.values())
+
+    @property
+    def clock_start(self) -> float | None:
+        """Where a reset puts the clock: the first loaded scenario's ``clock:``, if any declares one."""
+        return next((s.data["clock"] for s in self._scenarios.values() if "clock" in s.data), None)
 
     def describe(self) -> list[dict]:
         with self._lock:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import yaml
 
+from mockcre.clock import parse_moment
 from mockcre.contracts.schema_check import schema_violations
 from mockcre.resources import scenarios_dir
 
@@ -129,8 +130,15 @@ def check_source(src: Source, now: float):
     if odd_keys:  # YAML allows 1:, true: or ? as keys; a scenario (like JSON) has text keys only
         return [Problem(src.label, *_position(src.nodes, path), f"key {key!r} is not text; quote it")
                 for path, key in odd_keys], []
-    found: list[tuple[str, str]] = [(v.path, v.message.replace(" in the document's table", ""))
-                                    for v in schema_violations("scenario", data, strict=True)]
+    found: list[tuple[str, str]] = []
+    if "clock" in data:  # YAML reads 2017-01-01T00:00:00Z as a datetime: kept as epoch seconds from here on
+        try:
+            data["clock"] = now = parse_moment(data["clock"])  # fixtures are reported at the scenario's own time
+        except ValueError as exc:
+            found.append(("/clock", f"clock: {exc}"))
+            del data["clock"]
+    found += [(v.path, v.message.replace(" in the document's table", ""))
+              for v in schema_violations("scenario", data, strict=True)]
     found += _duplicate_keys(src.nodes)
     rules = data.get("rules") if isinstance(data.get("rules"), list) else []
     for i, rule in enumerate(rules):
