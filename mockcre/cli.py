@@ -61,11 +61,12 @@ def _scenario_lint(args) -> int:
     import time
 
     from mockcre.scenarios import lint_files
+    from mockcre.text import plural
 
     problems = lint_files(args.files, time.time())
     for problem in problems:
         print(problem)
-    print(f"{len(args.files)} file{'s' * (len(args.files) != 1)} checked, {len(problems)} problem{'s' * (len(problems) != 1)}")
+    print(f"{plural(len(args.files), 'file')} checked, {plural(len(problems), 'problem')}")
     return 1 if problems else 0
 
 

@@ -440,12 +440,12 @@ def _flush_recording_at_exit(app) -> None:
 
 
 def serve_proxy(host: str, port: int, options: dict, threads: int = 16, out=sys.stdout) -> int:
-    """Serve until SIGINT or SIGTERM; 0 on a clean stop, 1 when the port is taken."""
-    from mockcre.server import WorkerHandoff, port_is_free, run_granian
+    """Serve until SIGINT or SIGTERM; 0 on a clean stop, 2 when it cannot start (the port is taken)."""
+    from mockcre.server import EXIT_CANNOT_START, WorkerHandoff, port_is_free, run_granian
 
     if not port_is_free(host, port):
         sys.stderr.write(f"mockcre proxy: cannot listen on {host}:{port}: the port is already in use\n")
-        return 1
+        return EXIT_CANNOT_START
     app = create_proxy_app(**options)
     proxy: Proxy = app.extensions["mockcre.proxy"]
     base = f"http://{host if ':' not in host else f'[{host}]'}:{port}"

@@ -19,6 +19,7 @@ from typing import Callable
 from werkzeug.serving import WSGIRequestHandler
 
 from mockcre import __version__, memory
+from mockcre.text import plural
 
 # granian's WSGI threads (started as needed). A request holds one while its body arrives, and granian
 # has no body-read timeout, so this many stalled uploads would starve the server; scenario delays and
@@ -30,6 +31,8 @@ SERVER_THREADS = 48
 # one lost that race for several 5 ms turns (p99 14-16 ms at 16 connections, where a bare Flask app that
 # reads the body has the same). At 0.75 ms the tail is 8-9 ms for a quarter less throughput.
 GIL_SWITCH_SECONDS = 0.00075
+
+EXIT_CANNOT_START = 2  # a flag, a scenario, the port: every reason serve and proxy cannot start (docs: exit codes)
 
 ENDPOINT_LINES = (
     ("cre item/action upload", "/upload"),
@@ -107,11 +110,11 @@ def port_is_free(host: str, port: int) -> bool:
 
 
 def serve(host: str, port: int, config: dict, threads: int = SERVER_THREADS, out=sys.stdout) -> int:
-    """Serve until SIGINT or SIGTERM; 0 on a clean stop, 1 when the port is taken."""
+    """Serve until SIGINT or SIGTERM; 0 on a clean stop, 2 when it cannot start (the port is taken)."""
     if not port_is_free(host, port):
         sys.stderr.write(f"mockcre serve: cannot listen on {host}:{port}: the port is already in use\n")
-        return 1
-    from mockcre.app import create_app
+        return EXIT_CANNOT_START
+    from mockcre.app import create_app, service_of
 
     memory.limit_arenas()  # before any thread: the forked worker inherits it
     app = create_app({**config, "watch": False})  # built once; a bad scenario fails here, cleanly
@@ -119,6 +122,10 @@ def serve(host: str, port: int, config: dict, threads: int = SERVER_THREADS, out
     out.write(f"mockcre {__version__} serving both dialects on {base}\n")
     for label, path in ENDPOINT_LINES:
         out.write(f"  {label:<30} {base}{path}\n")
+    for scenario in service_of(app).scenarios.describe():
+        loaded = scenario["fixtures"]
+        out.write(f"  {'scenario ' + scenario['name']:<30} {plural(loaded['items'], 'item')}, "
+                  f"{plural(loaded['actions'], 'action')}, {plural(scenario['rules'], 'rule')} ({scenario['source']})\n")
     out.flush()
     run_granian(WorkerHandoff(app, os.getpid(), _start_watching if config.get("watch") else None), host, port, threads)
     return 0

@@ -9,6 +9,7 @@ from pathlib import Path
 from xml.etree import ElementTree as ET
 
 from mockcre.contracts import ERROR, WARNING, Checked, Violation, check
+from mockcre.text import plural
 
 
 class UnreadableInput(Exception):
@@ -85,12 +86,14 @@ def render_text(results, out) -> None:
     for r in results:
         if r.checked.violations:
             state = "invalid" if r.errors else "valid"
-            out.write(f"{r.label}: {r.what}: {state} ({len(r.errors)} errors, {len(r.warnings)} warnings)\n")
+            out.write(f"{r.label}: {r.what}: {state} ({plural(len(r.errors), 'error')}, "
+                      f"{plural(len(r.warnings), 'warning')})\n")
             for v in r.checked.violations:
                 out.write(f"  {v.severity:<7} {v.path or '/'}  {v.message}  [{v.rule}]\n")
     invalid = sum(1 for r in results if r.errors)
     warnings = sum(len(r.warnings) for r in results)
-    out.write(f"{len(results)} bodies: {len(results) - invalid} valid, {invalid} invalid, {warnings} warnings\n")
+    out.write(f"{plural(len(results), 'body')}: {len(results) - invalid} valid, {invalid} invalid, "
+              f"{plural(warnings, 'warning')}\n")
 
 
 def render_json(results, out) -> None:

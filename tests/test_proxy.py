@@ -564,4 +564,4 @@ def test_proxy_command_refuses_a_taken_port():
         sock.bind(("127.0.0.1", 0))
         sock.listen(1)
         done = run("proxy", "--upstream", "http://127.0.0.1:1", "--port", str(sock.getsockname()[1]), timeout=20)
-    assert done.returncode == 1 and "already in use" in done.stderr
+    assert done.returncode == 2 and "already in use" in done.stderr

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -80,6 +81,19 @@ def test_serve_prints_endpoints_and_stops_on_sigint(served):
     assert "KeyboardInterrupt" not in out + err
 
 
+def test_serve_prints_one_line_per_loaded_scenario(served, tmp_path):
+    extra = tmp_path / "two-rules.yaml"
+    extra.write_text("name: two-rules\nrules:\n"
+                     "  - {when: {endpoint: dm.service, match: {uid: a}}, then: {code: -2}}\n"
+                     "  - {when: {endpoint: dm.service, match: {uid: b}}, then: {code: -3}}\n", encoding="utf-8")
+    server = served("--scenario", "errors.yaml", "--scenario", str(extra))
+    server.wait_ready()
+    lines = [line.strip() for line in server.stdout().splitlines() if line.strip().startswith("scenario ")]
+    assert len(lines) == 2, server.stdout()
+    assert re.fullmatch(r"scenario errors +\d+ items?, \d+ actions?, \d+ rules? \(.*errors\.yaml\)", lines[0]), lines[0]
+    assert re.fullmatch(r"scenario two-rules +0 items, 0 actions, 2 rules \(.*two-rules\.yaml\)", lines[1]), lines[1]
+
+
 def test_serve_answers_within_1_s_of_start(served):
     """Timed from the process start to the first answer; the best of two starts, so that a busy
     machine (pytest -n 2 on two cores) cannot fail it while a slow start-up still does."""
@@ -122,13 +136,13 @@ def test_serve_stops_on_ctrl_c_to_the_process_group(served):
         server.close()
 
 
-def test_serve_on_busy_port_exits_1_with_one_line(tmp_path):
+def test_serve_on_busy_port_exits_2_with_one_line(tmp_path):
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen(1)
         port = busy.getsockname()[1]
         result = run("serve", "--port", str(port))
-    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert result.returncode == 2, (result.stdout, result.stderr)  # cannot start, like a bad flag or scenario
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert str(port) in lines[0] and "in use" in lines[0]

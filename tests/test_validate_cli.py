@@ -37,7 +37,7 @@ def test_a_valid_file_exits_0_from_any_directory(files, tmp_path):
     good, _ = files
     done = run(str(good), cwd=tmp_path.parent)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert done.stdout.decode().strip().endswith("1 bodies: 1 valid, 0 invalid, 0 warnings")
+    assert done.stdout.decode().strip().endswith("1 body: 1 valid, 0 invalid, 0 warnings")
 
 
 def test_jsonl_names_each_bad_line_and_a_broken_line_is_a_violation(files):
@@ -55,7 +55,7 @@ def test_jsonl_names_each_bad_line_and_a_broken_line_is_a_violation(files):
 def test_stdin_one_body_and_json_lines(files):
     good, batch = files
     one = run("-", stdin=good.read_bytes())
-    assert one.returncode == 0 and "1 bodies" in one.stdout.decode()
+    assert one.returncode == 0 and "1 body: " in one.stdout.decode()
     many = run("-", "--format", "json", stdin=batch.read_bytes())
     doc = json.loads(many.stdout)
     assert many.returncode == 1
