@@ -188,14 +188,14 @@ def build_parser() -> argparse.ArgumentParser:
     for name, what in (("export", "write the store's records to FILE, one JSON object a line"),
                        ("import", "append the records of an exported FILE to the store (all or nothing)")):
         q = state.add_parser(name, help=what)
-        q.add_argument("file", metavar="FILE")
+        q.add_argument("file", metavar="FILE", help="the JSON-lines file to write (export) or read (import)")
         q.add_argument("--state", required=True, metavar="DB", help="the SQLite file of mockcre serve --state")
         q.set_defaults(func=_state)
 
     p = sub.add_parser("scenario", help="work with scenario files")
     scenario = p.add_subparsers(dest="scenario_command", metavar="SUBCOMMAND", required=True)
     p = scenario.add_parser("lint", help="check scenario files; problems name file, line and column (exit 0/1)")
-    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("files", nargs="+", metavar="FILE", help="scenario files (YAML or JSON)")
     p.set_defaults(func=_scenario_lint)
 
     p = sub.add_parser("conformance", help="property-based conformance run against any server that speaks the API",
@@ -251,10 +251,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--admin-token", metavar="T", help="require Authorization: Bearer T on /__admin (needed off loopback)")
     p.set_defaults(func=_proxy)
 
-    p = sub.add_parser("sign", help="print md5(BID&REQUEST_ID&TOKEN) for dm requests")
-    p.add_argument("--bid", required=True)
-    p.add_argument("--request-id", required=True)
-    p.add_argument("--token", required=True)
+    p = sub.add_parser("sign", help="print md5(BID&REQUEST_ID&TOKEN) for dm requests",
+                       description="Print the MD5 signature a dm request carries in its MD5 field: "
+                                   "md5(bid&request_id&TOKEN), lower-case hex.")
+    p.add_argument("--bid", required=True, help="the business id, as in the request's bid field")
+    p.add_argument("--request-id", required=True, metavar="ID", help="the request's request_id field")
+    p.add_argument("--token", required=True, help="the secret token Tencent issued for the bid (never sent itself)")
     p.set_defaults(func=_sign)
     return parser
 

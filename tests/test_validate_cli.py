@@ -104,3 +104,22 @@ def test_hostile_bytes_are_violations_not_crashes(tmp_path):
     path.write_bytes(b"\xff\xfe{" + b"[" * 2000)
     done = run(str(path))
     assert done.returncode == 1 and "json.encoding" in done.stdout.decode() and not done.stderr
+
+
+def test_every_option_of_every_command_has_help_text():
+    import argparse
+
+    from mockcre.cli import build_parser
+
+    missing = []
+
+    def walk(parser, name):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub, subparser in action.choices.items():
+                    walk(subparser, f"{name} {sub}")
+            elif not action.help and not isinstance(action, argparse._HelpAction):
+                missing.append(f"{name} {'/'.join(action.option_strings) or action.dest}")
+
+    walk(build_parser(), "mockcre")
+    assert not missing, missing
