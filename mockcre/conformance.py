@@ -22,6 +22,7 @@ import contextlib
 import http.client
 import json
 import shlex
+import socket
 import sys
 import time
 import uuid
@@ -434,6 +435,24 @@ def junit(results: list[Result]) -> str:
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
 
 
+CONNECT_SECONDS = 3.0  # a target that does not take a connection this fast is not worth a run of minutes
+
+
+def _unreachable(base: str, timeout: float) -> str | None:
+    """Why no TCP connection to ``base`` can be opened, or None when one can: said at once, not after every check."""
+    parts = urlsplit(base)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "expected a URL such as http://127.0.0.1:8088"
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        socket.create_connection((parts.hostname, port), timeout=timeout).close()
+    except ValueError as exc:  # a port that is not a number
+        return str(exc)
+    except OSError as exc:
+        return exc.strerror or type(exc).__name__
+    return None
+
+
 def main(args) -> int:
     target = Target(args.target, timeout=args.timeout)
     for spec in args.account or ():
@@ -445,6 +464,10 @@ def main(args) -> int:
         else:
             sys.stderr.write(f"mockcre conformance: --account {spec!r}: expected cre:TOKEN or dm:BID=TOKEN\n")
             return 2
+    unreachable = _unreachable(args.target, min(args.timeout, CONNECT_SECONDS))
+    if unreachable:
+        sys.stderr.write(f"mockcre conformance: cannot connect to {args.target}: {unreachable}\n")
+        return 2
     dialects = (args.dialect,) if args.dialect else domain.DIALECTS
     run = Run(target, dialects, args.max_examples, args.seed, not args.no_determinism, args.steps, args.shrink_seconds)
     print(f"mockcre conformance against {args.target} (dialects: {', '.join(dialects)}; "

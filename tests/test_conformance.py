@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import time
 import subprocess
 import sys
 from xml.etree import ElementTree as ET
@@ -168,3 +169,15 @@ def test_signed_requests_pass_the_account_check():
 
     check()
     assert json.dumps(strategies.sign("dm", {"request_id": "r"}, ("b", "t")))  # plain dicts, ready to send
+
+
+def test_an_unreachable_target_is_said_at_once_with_exit_2():
+    from servekit import run_cli
+
+    from httpkit import free_port
+
+    started = time.monotonic()
+    done = run_cli("conformance", "--target", f"http://127.0.0.1:{free_port()}", timeout=30)
+    assert time.monotonic() - started < 5, "the CLI starts, probes and gives up within 5 s"
+    assert done.returncode == 2 and "cannot connect to http://127.0.0.1:" in done.stderr, done.stderr
+    assert "FAIL" not in done.stdout and "Traceback" not in done.stderr
