@@ -24,6 +24,12 @@ def _service():
     return current_app.extensions["mockcre"]
 
 
+@blueprint.app_template_filter("utc")
+def utc(epoch: float) -> str:
+    """A journal time as people read it: a UTC date, the same on every page."""
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch))
+
+
 @blueprint.context_processor
 def _mock_clock():
     """Every page shows the mock's time when a test or --clock moved it from wall time."""
@@ -76,7 +82,7 @@ def request_page(seq: int):
         marks.setdefault(_existing_pointer(entry["body"], v["path"]), []).append(v)
     return render_template("dashboard_request.html", e=entry, body_html=json_html(entry["body"], marks),
                            reply=json.dumps(entry["reply"], ensure_ascii=False, indent=2), tab="journal",
-                           received=time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(entry["time"])))
+                           received=utc(entry["time"]))
 
 
 @blueprint.get("/store")

@@ -154,3 +154,12 @@ def test_the_dashboard_shows_the_mocks_time_only_when_it_is_not_wall_time(mock):
     _clock(mock, freeze="2017-01-01T00:00:00Z")
     page = requests.get(f"{mock.url}/__admin/", timeout=TIMEOUT).text
     assert "mock time 2017-01-01T00:00:00Z (frozen)" in page
+
+
+def test_the_dashboards_journal_shows_utc_dates_as_the_request_page_does(mock):
+    _clock(mock, freeze="2017-01-01T08:00:00Z")
+    mock.dm_item("a")
+    journal = requests.get(f"{mock.url}/__admin/", timeout=TIMEOUT).text
+    request_page = requests.get(f"{mock.url}/__admin/requests/1", timeout=TIMEOUT).text
+    assert "<td>2017-01-01 08:00:00 UTC</td>" in journal and "1483257600" not in journal
+    assert "Received 2017-01-01 08:00:00 UTC" in request_page
