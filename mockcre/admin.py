@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from flask import Blueprint, current_app, redirect, request
 
 from mockcre import memory
+from mockcre.domain import GLOBAL_POOL
 
 blueprint = Blueprint("admin", __name__)
 ADMIN_PREFIX = "/__admin"
@@ -287,7 +288,7 @@ def snapshot(service, *, partition: tuple | None = None, pool: str | None = None
 
 def _item(part, item, now) -> dict:
     return {
-        "pools": ["0", *item.pools],
+        "pools": [GLOBAL_POOL, *item.pools],
         "on_shelf": item.on_shelf,
         "expired": not now < item.expire_time,
         "item_time": item.item_time,

@@ -34,26 +34,14 @@ from collections.abc import Iterable
 from typing import NamedTuple
 
 from mockcre import jsontext
+from mockcre.dialects.base import mask, masked_body  # noqa: F401 (masked_body: what callers mask a body with)
 
 log = logging.getLogger("mockcre")
 
 DEFAULT_SIZE = 10_000
 DEFAULT_MAX_BYTES = 32 * 1024 * 1024  # of entries as JSON text, which is how they are kept
-SECRET_FIELDS = ("token", "MD5")
 SECRET_HEADERS = {"authorization", "cookie", "x-api-key", "proxy-authorization"}
 MAX_IDS = 1_000  # users/items kept per entry for the filters (a cre batch holds at most a few hundred)
-
-
-def mask(value) -> str:
-    """Enough of a secret to tell two apart, never enough to reuse it."""
-    text = str(value)
-    return text[:4] + "…" if len(text) > 8 else "…"
-
-
-def masked_body(body):
-    if isinstance(body, dict) and any(k in body for k in SECRET_FIELDS):
-        return {k: mask(v) if k in SECRET_FIELDS else v for k, v in body.items()}
-    return body
 
 
 def masked_headers(headers) -> dict:

@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from mockcre.dialects.base import SECRET_FIELDS
 from mockcre.scenarios.matching import as_text, parse_path
 
 #: Fields that identify a request, per (dialect, kind). Absent ones are matched as absent.
@@ -44,7 +45,6 @@ IDENTIFYING = {
 #: Request fields whose value a reply may echo: replaced by a template of the field.
 ECHOED = ("seq_no", "request_id", "item_time", "expire_time", "action_time", "oper_time",
           "data[0].item_time", "data[0].expire_time", "data[0].oper_time")
-SECRETS = ("token", "MD5")
 MIN_SECRET = 6  # a shorter "secret" would match too much of a reply to replace it safely
 MAX_EXCHANGES = 10_000
 JSON_TYPES = ("application/json",)
@@ -238,7 +238,7 @@ def templated(reply, body):
         if found and isinstance(found[0], str) and found[0]:
             exact.setdefault(found[0], path)
     secrets = {}
-    for field in SECRETS:
+    for field in SECRET_FIELDS:
         value = body.get(field) if isinstance(body, dict) else None
         if isinstance(value, str) and len(value) >= MIN_SECRET:
             secrets[value] = field

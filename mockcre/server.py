@@ -18,6 +18,7 @@ import threading
 from werkzeug.serving import WSGIRequestHandler
 
 from mockcre import __version__, memory
+from mockcre.domain import PATHS
 
 # granian's WSGI threads (started as needed). A request holds one while its body arrives, and granian
 # has no body-read timeout, so this many stalled uploads would starve the server; scenario delays and
@@ -33,16 +34,10 @@ CONFIG_ENV = "MOCKCRE_SERVE_CONFIG"
 PARENT_ENV = "MOCKCRE_SERVE_PARENT"
 _prebuilt = None  # the app serve() built in the parent; granian's forked worker inherits it
 
-ENDPOINT_LINES = (
-    ("cre item/action upload", "/upload"),
-    ("cre test upload", "/cre_test_upload"),
-    ("cre recommendation query", "/query"),
-    ("cre test query", "/test-query"),
-    ("dm item/action report", "/dm/data"),
-    ("dm recommendation", "/dm/service"),
-    ("dm real-host root (by Host)", "/"),
-    ("admin", "/__admin/"),
-)
+_TITLES = {"cre.upload": "cre item/action upload", "cre.test_upload": "cre test upload", "cre.query": "cre recommendation query",
+           "cre.test_query": "cre test query", "dm.data": "dm item/action report", "dm.service": "dm recommendation",
+           "dm.root": "dm real-host root (by Host)"}
+ENDPOINT_LINES = (*((_TITLES[endpoint], path) for path, endpoint in PATHS.items()), ("admin", "/__admin/"))
 
 
 def is_loopback(host: str) -> bool:

@@ -1,10 +1,16 @@
-"""What both dialects share: value coercion (lenient bodies carry strings for numbers and back)."""
+"""What both dialects share: value coercion (lenient bodies carry strings for numbers and back),
+the data_type codes and the secret fields."""
 
 from __future__ import annotations
 
 import math
 import re
 from dataclasses import dataclass
+
+from mockcre.domain import DATA_TYPES
+
+#: The credentials a body may carry (cre ``token``, dm ``MD5`` signature): never shown or stored in clear.
+SECRET_FIELDS = ("token", "MD5")
 
 
 class WrongKind(ValueError):
@@ -17,11 +23,42 @@ class WrongKind(ValueError):
 
 @dataclass(frozen=True)
 class Route:
-    """What an endpoint is: its dialect, the kinds it takes and the partition it writes to."""
+    """What an endpoint is: its dialect, the kinds it takes, the partition it writes to and its reply's schema."""
 
     endpoint: str
     kinds: tuple
     namespace: str
+    reply_kind: str
+
+
+def data_kind(body) -> str | None:
+    """``item`` or ``action`` for a body's data_type (``"1"`` or ``1``, ``"2"`` or ``2``); None for anything else."""
+    value = body.get("data_type") if isinstance(body, dict) else None
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        return None
+    return DATA_TYPES.get(str(value))
+
+
+def report_kind(body, item_code: str, action_code: str) -> str:
+    """``item`` or ``action`` by data_type, else :class:`WrongKind` naming the codes as the dialect writes them."""
+    kind = data_kind(body)
+    if kind is None:
+        got = f"got {body['data_type']!r}" if isinstance(body, dict) and "data_type" in body else "it is missing"
+        raise WrongKind(f"data_type: expected {item_code} (item, 物料) or {action_code} (action, 行为); {got}", "/data_type")
+    return kind
+
+
+def mask(value) -> str:
+    """Enough of a secret to tell two apart, never enough to reuse it."""
+    text = str(value)
+    return text[:4] + "…" if len(text) > 8 else "…"
+
+
+def masked_body(body):
+    """``body`` with its :data:`SECRET_FIELDS` masked (the same object when it has none)."""
+    if isinstance(body, dict) and any(k in body for k in SECRET_FIELDS):
+        return {k: mask(v) if k in SECRET_FIELDS else v for k, v in body.items()}
+    return body
 
 
 def echo_id(body, name: str):
@@ -42,7 +79,8 @@ def echo_id(body, name: str):
     return None
 
 
-def number(value, default: float = 0.0) -> float:
+def number(value, default: float | None = 0.0) -> float | None:
+    """A finite number from a number or its text; ``default`` for anything else (booleans included)."""
     if isinstance(value, bool) or value is None:
         return default
     try:

@@ -6,15 +6,14 @@ from mockcre import domain, jsontext
 from mockcre.recommend import RecRequest, Ranking
 from mockcre.store import Action, Item
 
-from .base import Route, WrongKind, echo_id, coordinates, number, seconds, split, text
+from .base import Route, echo_id, report_kind, coordinates, number, seconds, split, text
 
 ROUTES = {
-    "cre.upload": Route("cre.upload", ("item", "action"), "prod"),
-    "cre.test_upload": Route("cre.test_upload", ("item", "action"), "test"),
-    "cre.query": Route("cre.query", ("query",), "prod"),
-    "cre.test_query": Route("cre.test_query", ("query",), "test"),
+    "cre.upload": Route("cre.upload", ("item", "action"), "prod", "upload-response"),
+    "cre.test_upload": Route("cre.test_upload", ("item", "action"), "test", "upload-response"),
+    "cre.query": Route("cre.query", ("query",), "prod", "query-response"),
+    "cre.test_query": Route("cre.test_query", ("query",), "test", "query-response"),
 }
-DATA_TYPES = {"1": "item", "2": "action"}
 STRATEGY_PERSONALISED, STRATEGY_COLD_START, STRATEGY_RANK_ITEMS, STRATEGY_SCRIPTED = "9001", "9002", "9003", "9004"
 
 
@@ -29,12 +28,7 @@ class Cre:
     def kind_for(self, route: Route, body) -> str:
         if route.kinds == ("query",):
             return "query"
-        data_type = body.get("data_type") if isinstance(body, dict) else None
-        kind = DATA_TYPES.get(str(data_type)) if isinstance(data_type, (str, int)) and not isinstance(data_type, bool) else None
-        if kind is None:
-            got = "it is missing" if not isinstance(body, dict) or "data_type" not in body else f"got {data_type!r}"
-            raise WrongKind(f'data_type: expected "1" (item, 物料) or "2" (action, 行为); {got}', "/data_type")
-        return kind
+        return report_kind(body, '"1"', '"2"')
 
     def partition_key(self, route: Route, body) -> tuple:
         """cre data is kept per namespace (production /upload vs test /cre_test_upload); busi_id stays on each record."""

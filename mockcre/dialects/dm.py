@@ -4,16 +4,14 @@ from __future__ import annotations
 
 from mockcre import domain, jsontext
 from mockcre.recommend import RecRequest, Ranking
-from mockcre.journal import masked_body
 from mockcre.store import Action, Item
 
-from .base import Route, WrongKind, echo_id, coordinates, number, seconds, split, text
+from .base import Route, WrongKind, echo_id, coordinates, masked_body, report_kind, number, seconds, split, text
 
 ROUTES = {
-    "dm.data": Route("dm.data", ("item", "action"), "data"),
-    "dm.service": Route("dm.service", ("recommend",), "service"),
+    "dm.data": Route("dm.data", ("item", "action"), "data", "report-response"),
+    "dm.service": Route("dm.service", ("recommend",), "service", "recommend-response"),
 }
-DATA_TYPES = {"1": "item", "2": "action"}
 VARIANTS = {0: "pctr", 1: "popularity", 2: "pcvr", 3: "personalised", 4: "quality"}
 ALGID_BASE = 10  # algid = 10 + service_type; 19 when a personalised request fell back to cold start
 ALGID_COLD_START = 19
@@ -29,18 +27,12 @@ class Dm:
         return echo_id(body, "request_id")
 
     def kind_for(self, route: Route, body) -> str:
-        has_type = isinstance(body, dict) and "data_type" in body
         if route.kinds == ("recommend",):
-            if has_type:
+            if isinstance(body, dict) and "data_type" in body:
                 raise WrongKind("data_type: a recommendation request has no data_type; item and action reports go to "
                                 "the data host (http://data.dm.qcloud.com:8088, mockcre: /dm/data)", "/data_type")
             return "recommend"
-        data_type = body.get("data_type") if isinstance(body, dict) else None
-        kind = DATA_TYPES.get(str(data_type)) if isinstance(data_type, (str, int)) and not isinstance(data_type, bool) else None
-        if kind is None:
-            got = "it is missing" if not has_type else f"got {data_type!r}"
-            raise WrongKind(f"data_type: expected 1 (item, 物料) or 2 (action, 行为); {got}", "/data_type")
-        return kind
+        return report_kind(body, "1", "2")
 
     def route_for_root(self, host: str, body) -> str:
         """The real dm hosts both take POST /: data.* reports, service.* recommends; else the body decides."""

@@ -9,9 +9,10 @@ Values are compared as text, because the dialects disagree on types (``1`` match
 from __future__ import annotations
 
 import json
-import math
 import re
 from functools import lru_cache
+
+from mockcre.dialects.base import number
 
 _SEGMENT = re.compile(r"([^.\[\]]+)|\[(\*|\d+)\]")
 _TEMPLATE = re.compile(r"\{\{\s*request\.([A-Za-z0-9_.\[\]*]+)\s*\}\}")
@@ -64,14 +65,6 @@ def as_text(value) -> str:
     return json.dumps(value, ensure_ascii=False) if isinstance(value, (dict, list)) else str(value)
 
 
-def _number(value):
-    try:
-        number = float(value) if not isinstance(value, bool) else math.nan
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
-
-
 _COMPARISONS = {"gt": lambda a, b: a > b, "gte": lambda a, b: a >= b, "lt": lambda a, b: a < b, "lte": lambda a, b: a <= b}
 
 
@@ -91,8 +84,8 @@ def _one(value, spec) -> bool:
         if op == "in" and as_text(value) not in {as_text(e) for e in expected}:
             return False
         if op in _COMPARISONS:
-            number = _number(value)
-            if number is None or not _COMPARISONS[op](number, expected):
+            amount = number(value, None)
+            if amount is None or not _COMPARISONS[op](amount, expected):
                 return False
     return True
 
