@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import itertools
 import json
@@ -136,7 +135,7 @@ class Service:
             return self._reject(ex, adapter, echo)
         denied = adapter.check_auth(self.scenarios.accounts, body)
         if denied:
-            ex.violations.append(Violation("/MD5" if adapter.name == "dm" else "/token", denied, ERROR, "auth"))
+            ex.violations.append(Violation("/" + adapter.auth_field, denied, ERROR, "auth"))
             ex.reply = adapter.error(echo, domain.CODE_FORMAT_ERROR, f"format error (格式错误): {denied}")
             return None
         ex.partition = adapter.partition_key(route, body)
@@ -200,11 +199,7 @@ class Service:
                 return adapter.accepted(body)
             part = store.peek(key)
             req = adapter.rec_request(body)
-            if adapter.name == "dm":
-                return adapter.recommended(body, req, rank(part, req, now))
-            pools = adapter.rec_pools(req, body)
-            rankings = {pool: rank(part, req if req.items is not None else dataclasses.replace(req, pools=[pool]), now)
-                        for pool in pools}
+            rankings = {pool: rank(part, wanted, now) for pool, wanted in adapter.rankings_wanted(req, body).items()}
         return adapter.recommended(body, req, rankings, self.next_trace_id())
 
     def _apply_report(self, adapter, kind: str, body: dict, key: tuple, now: int) -> None:

@@ -6,7 +6,8 @@ from mockcre import domain, jsontext
 from mockcre.recommend import RecRequest, Ranking
 from mockcre.store import Action, Item
 
-from .base import Route, WrongKind, echo_id, coordinates, masked_body, report_kind, number, seconds, split, text
+from .base import (Dialect, ReportedAction, Route, WrongKind, coordinates, ids, integer, masked_body, number, once,
+                   report_kind, seconds, split, text)
 
 ROUTES = {
     "dm.data": Route("dm.data", ("item", "action"), "data", "report-response"),
@@ -18,13 +19,14 @@ ALGID_COLD_START = 19
 ALGID_SCRIPTED = 90  # a scenario's canned ranking
 
 
-class Dm:
+class Dm(Dialect):
     name = "dm"
-    echo_field = "request_id"
     routes = ROUTES
-
-    def echo(self, body):
-        return echo_id(body, "request_id")
+    echo_field = "request_id"
+    auth_field = "MD5"
+    message_field = "msg"
+    error_kind = "error-response"
+    report_fields = frozenset({"MD5", "request_id", "data_type", "bid"})  # an item report is one request per item
 
     def kind_for(self, route: Route, body) -> str:
         if route.kinds == ("recommend",):
@@ -80,6 +82,12 @@ class Dm:
                 purchase=1 if code == domain.DM_CONVERSION else 0,
             ), {domain.DM_EXPOSURE: "exposure", domain.DM_CLICK: "click", domain.DM_CONVERSION: "conversion"}.get(code, "other")
 
+    def reported_actions(self, body: dict, now: int) -> list[ReportedAction]:
+        """Actions of source "tx" (this service's recommendation) claim the scene_id they were recommended in."""
+        scene = text(body.get("scene_id"))
+        claims = (("scene_id", scene),) if scene and body.get("source") == "tx" else ()
+        return [ReportedAction.of(action, counter, 0, claims) for action, counter in self.actions(body, now)]
+
     def rec_request(self, body: dict) -> RecRequest:
         lat, lon = coordinates(body.get("geo") or body)
         limit = int(number(body.get("request_num"), domain.DM_DEFAULT_REQUEST_NUM))
@@ -96,7 +104,13 @@ class Dm:
     def accepted(self, body) -> dict:
         return {"request_id": self.echo(body), "code": 0, "msg": "true"}
 
-    def recommended(self, body: dict, req: RecRequest, ranking: Ranking) -> dict:
+    def rankings_wanted(self, req: RecRequest, body: dict) -> dict[str, RecRequest]:
+        """One ranking across all requested pools: dm answers a single list."""
+        return {";".join(req.pools): req}
+
+    def recommended(self, body: dict, req: RecRequest, rankings: dict[str, Ranking], trace_id: str) -> dict:
+        """The one ranking as data[] (dm replies carry no trace id); none found is the documented -3."""
+        (ranking,) = rankings.values()
         if not ranking.entries:
             return self.error(self.echo(body), domain.CODE_ALGORITHM_ERROR, "empty result")
         service_type = int(number(body.get("service_type"), domain.DM_DEFAULT_SERVICE_TYPE))
@@ -121,6 +135,23 @@ class Dm:
 
     def check_auth(self, accounts, body: dict):
         return accounts.check_dm(body)
+
+    def users(self, body: dict) -> list[str]:
+        return once(ids(body.get("uid")))
+
+    def item_ids(self, body: dict) -> list[str]:
+        return once([*ids(body.get("item_id"), ";"), *ids(body.get("cid"))])
+
+    def beyond_limit(self, body: dict) -> int | None:
+        asked = integer(body.get("request_num"))
+        return asked if asked is not None and asked > domain.DM_MAX_REQUEST_NUM else None
+
+    def answered_ids(self, reply: dict) -> list[str]:
+        return [str(r.get("item")) for r in reply.get("data") or []]
+
+    def issued_scene_ids(self, body: dict, reply: dict) -> set:
+        """The request's own scene_id, which its actions must repeat."""
+        return {("scene_id", str(body.get("scene_id")))}
 
 
 def weight(relevance: float) -> int:
