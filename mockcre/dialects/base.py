@@ -96,7 +96,7 @@ def number(value, default: float | None = 0.0) -> float | None:
     return result if math.isfinite(result) else default
 
 
-def seconds(value, default: int) -> int:
+def seconds(value, default: int | None) -> int | None:
     """A 10-digit second timestamp from a string or number; anything else gives the default."""
     if isinstance(value, bool):
         return default
@@ -169,7 +169,7 @@ class ReportedAction(NamedTuple):
     kind: str  # exposure | click | other
     item: str
     trace: str | None
-    time: int
+    time: int | None
     record: int  # which record of the report (cre batches several; dm has one)
     position: int
     claims: tuple  # (field, value) scene ids copied from a recommendation answer
@@ -234,8 +234,8 @@ class Dialect(ABC):
         """``(Action, counter)`` for each (action, item) of an action report; counter: exposure, click, conversion or other."""
 
     @abstractmethod
-    def reported_actions(self, body: dict, now: int) -> list[ReportedAction]:
-        """The actions of a report with where they sit in it and the scene ids they copied."""
+    def reported_actions(self, body: dict, now: int | None) -> list[ReportedAction]:
+        """The actions of a report with where they sit in it and the scene ids they copied; ``now`` dates undated ones."""
 
     @abstractmethod
     def rec_request(self, body: dict) -> RecRequest:

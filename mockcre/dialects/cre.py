@@ -62,7 +62,7 @@ class Cre(Dialect):
         for record in body["data"]:
             yield from _record_actions(record, now)
 
-    def reported_actions(self, body: dict, now: int) -> list[ReportedAction]:
+    def reported_actions(self, body: dict, now: int | None) -> list[ReportedAction]:
         """Records of source "0" (this engine) claim the test_id / rule_id a query answer gave them."""
         out = []
         for r, record in enumerate(body["data"]):

@@ -82,7 +82,7 @@ class Dm(Dialect):
                 purchase=1 if code == domain.DM_CONVERSION else 0,
             ), {domain.DM_EXPOSURE: "exposure", domain.DM_CLICK: "click", domain.DM_CONVERSION: "conversion"}.get(code, "other")
 
-    def reported_actions(self, body: dict, now: int) -> list[ReportedAction]:
+    def reported_actions(self, body: dict, now: int | None) -> list[ReportedAction]:
         """Actions of source "tx" (this service's recommendation) claim the scene_id they were recommended in."""
         scene = text(body.get("scene_id"))
         claims = (("scene_id", scene),) if scene and body.get("source") == "tx" else ()
