@@ -187,7 +187,10 @@ class Dialect(ABC):
     Attributes: ``name``; ``routes`` (endpoint name -> :class:`Route`); ``echo_field``, the request
     id a reply echoes; ``auth_field``, the credential an auth failure points at; ``message_field``,
     where an error reply explains itself; ``error_kind``, the schema of the error envelope;
-    ``report_fields``, per-request fields of an item report that are not the item's.
+    ``report_fields``, per-request fields of an item report that are not the item's;
+    ``identifying``, per kind, the field paths that tell one request from another (a recorded
+    rule matches on them); ``echoed``, the request fields a reply may repeat; ``record_paths``,
+    where a body nests records that a scenario's field path may mean.
     """
 
     name: str
@@ -197,6 +200,9 @@ class Dialect(ABC):
     message_field: str
     error_kind: str
     report_fields: frozenset = frozenset()
+    identifying: dict
+    echoed: tuple
+    record_paths: tuple = ()
 
     def echo(self, body):
         """The request id to echo in the reply (see :func:`echo_id`)."""

@@ -27,6 +27,13 @@ class Cre(Dialect):
     auth_field = "token"
     message_field = "message"
     error_kind = "upload-response"  # cre errors are the upload reply's {seq_no, code, message}
+    identifying = {
+        "item": ("data_type", "data[0].item_id"),
+        "action": ("data_type", "data[0].uid", "data[0].action_id", "data[0].item_action[0].item_id"),
+        "query": ("user_id", "scn_id", "pool_id", "request_num"),
+    }
+    echoed = ("seq_no", "data[0].item_time", "data[0].expire_time", "data[0].oper_time")
+    record_paths = ("data[*]", "data[*].item_action[*]")  # a batch's records, and the items each acts on
 
     def kind_for(self, route: Route, body) -> str:
         if route.kinds == ("query",):

@@ -27,6 +27,12 @@ class Dm(Dialect):
     message_field = "msg"
     error_kind = "error-response"
     report_fields = frozenset({"MD5", "request_id", "data_type", "bid"})  # an item report is one request per item
+    identifying = {
+        "item": ("data_type", "item_id"),
+        "action": ("data_type", "uid", "action_type", "item_id"),
+        "recommend": ("uid", "scene_id", "pool_id", "service_type", "request_num", "cid"),
+    }
+    echoed = ("request_id", "item_time", "expire_time", "action_time")  # request_id embeds a timestamp
 
     def kind_for(self, route: Route, body) -> str:
         if route.kinds == ("recommend",):

@@ -1,8 +1,9 @@
 """Field paths, value matchers and ``{{ request.x }}`` templates of scenario rules.
 
 A path is dotted with ``[*]`` (every element) or ``[n]``: ``data[*].uid``. A path that finds
-nothing at the top of the body is also tried in each record of a cre upload (``data[*]``) and
-each of their ``item_action`` entries, so ``uid`` matches a dm action and a cre upload alike.
+nothing at the top of the body is also tried inside the records a dialect nests
+(:data:`mockcre.dialects.RECORD_PATHS`: a cre upload's ``data[*]`` and their ``item_action``
+entries), so ``uid`` matches a dm action and a cre upload alike.
 Values are compared as text, because the dialects disagree on types (``1`` matches ``"1"``).
 """
 
@@ -12,6 +13,7 @@ import json
 import re
 from functools import lru_cache
 
+from mockcre.dialects import RECORD_PATHS
 from mockcre.dialects.base import number
 
 _SEGMENT = re.compile(r"([^.\[\]]+)|\[(\*|\d+)\]")
@@ -47,11 +49,10 @@ def values(body, path: str) -> list:
     """Every value at ``path`` in ``body`` (see the module docstring for where it looks)."""
     parts = parse_path(path)
     found = list(_walk(body, parts))
-    if found or not isinstance(body, dict) or not isinstance(body.get("data"), list):
-        return found
-    found = list(_walk(body, ("data", "*") + parts))
-    if not found and parts and parts[0] != "item_action":
-        found = list(_walk(body, ("data", "*", "item_action", "*") + parts))
+    for records in RECORD_PATHS:
+        if found or not isinstance(body, dict):
+            break
+        found = list(_walk(body, parse_path(records) + parts))
     return found
 
 
