@@ -286,7 +286,8 @@ def _actions(journal, store: Store, found) -> None:
             for pair in adapter.issued_scene_ids(e["body"], reply):
                 asked[key].setdefault(pair, [e["seq"], 0])[1] += 1
             if str(reply.get("code")) == "0":
-                answers[(key, _request_uid(e))] = adapter.answered_ids(reply)
+                answers[(key, _request_uid(e))] = [item for ranked in adapter.ranked_lists(e["body"], reply).values()
+                                                   for item, _ in ranked]
             continue
         if actions is None:
             continue

@@ -187,6 +187,7 @@ class Dialect(ABC):
     Attributes: ``name``; ``routes`` (endpoint name -> :class:`Route`); ``echo_field``, the request
     id a reply echoes; ``auth_field``, the credential an auth failure points at; ``message_field``,
     where an error reply explains itself; ``error_kind``, the schema of the error envelope;
+    ``empty_answer_code``, the code of a recommendation with nothing to recommend;
     ``report_fields``, per-request fields of an item report that are not the item's;
     ``identifying``, per kind, the field paths that tell one request from another (a recorded
     rule matches on them); ``echoed``, the request fields a reply may repeat; ``record_paths``,
@@ -199,6 +200,7 @@ class Dialect(ABC):
     auth_field: str
     message_field: str
     error_kind: str
+    empty_answer_code: int
     report_fields: frozenset = frozenset()
     identifying: dict
     echoed: tuple
@@ -284,9 +286,23 @@ class Dialect(ABC):
     # -- replies read -----------------------------------------------------------------------------
 
     @abstractmethod
-    def answered_ids(self, reply: dict) -> list[str]:
-        """The item ids a recommendation answer lists, best first."""
+    def ranked_lists(self, body: dict, reply: dict) -> dict[str, list[tuple]]:
+        """A recommendation answer's lists, each ``[(item id, score)]`` best first, by the pools (``;``-joined) it ranks."""
 
     @abstractmethod
     def issued_scene_ids(self, body: dict, reply: dict) -> set:
         """``(field, value)`` pairs a recommendation makes valid in later actions."""
+
+    # -- a client's requests (what ``mockcre conformance`` sends) ------------------------------------
+
+    @abstractmethod
+    def sample_item(self, business: str, item_id: str, pools: tuple, on_shelf: bool, item_time: int, expire_time: int) -> dict:
+        """An item report; ``business`` is the dm bid (cre keeps data per namespace)."""
+
+    @abstractmethod
+    def sample_click(self, business: str, uid: str, item_id: str, when: int) -> dict:
+        """A click report with a fresh trace id."""
+
+    @abstractmethod
+    def sample_query(self, business: str, uid: str, pools: list, request_num: int) -> dict:
+        """A recommendation request for ``pools``."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import uuid
 
 from mockcre import domain, jsontext
 from mockcre.recommend import RecRequest, Ranking
@@ -27,6 +28,7 @@ class Cre(Dialect):
     auth_field = "token"
     message_field = "message"
     error_kind = "upload-response"  # cre errors are the upload reply's {seq_no, code, message}
+    empty_answer_code = domain.CODE_OK  # with message "empty result"
     identifying = {
         "item": ("data_type", "data[0].item_id"),
         "action": ("data_type", "data[0].uid", "data[0].action_id", "data[0].item_action[0].item_id"),
@@ -148,14 +150,29 @@ class Cre(Dialect):
     def beyond_limit(self, body: dict) -> None:
         return None  # cre documents no maximum: request_num defaults to all
 
-    def answered_ids(self, reply: dict) -> list[str]:
-        return [str(r.get("id")) for entries in (reply.get("rec") or {}).values() for r in entries]
+    def ranked_lists(self, body: dict, reply: dict) -> dict[str, list[tuple]]:
+        return {pool: [(str(r.get("id")), r.get("score")) for r in entries] for pool, entries in (reply.get("rec") or {}).items()}
 
     def issued_scene_ids(self, body: dict, reply: dict) -> set:
         """A successful answer's test_id and abtag, which actions copy as test_id and rule_id."""
         if str(reply.get("code")) != "0":
             return set()
         return {("test_id", str(reply.get("test_id"))), ("rule_id", str(reply.get("abtag")))}
+
+    def sample_item(self, business, item_id, pools, on_shelf, item_time, expire_time) -> dict:
+        record = {"busi_id": "conformance", "test_id": "conformance", "item_id": item_id, "pool_id": ";".join(pools),
+                  "publish": "1" if on_shelf else "2", "item_time": str(item_time), "expire_time": str(expire_time),
+                  "tags": {"conformance": "1"}}
+        return {"version": "1", "seq_no": uuid.uuid4().hex[:12], "data_type": "1", "token": "conformance", "data": [record]}
+
+    def sample_click(self, business, uid, item_id, when) -> dict:
+        record = {"uid_type": "5", "uid": uid, "oper_time": str(when), "source": "1", "action_id": domain.CRE_CLICK,
+                  "item_action": [{"item_id": item_id, "trace_id": uuid.uuid4().hex[:8]}]}
+        return {"version": "1", "data_type": "2", "token": "conformance", "data": [record]}
+
+    def sample_query(self, business, uid, pools, request_num) -> dict:
+        return {"seq_no": uuid.uuid4().hex[:12], "token": "conformance", "proj_id": "conformance", "scn_id": "conformance",
+                "uid_type": "5", "user_id": uid, "pool_id": ",".join(pools), "request_num": str(request_num)}
 
     @staticmethod
     def _envelope(echo, fields: dict) -> dict:

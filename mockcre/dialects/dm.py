@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+import uuid
+
 from mockcre import domain, jsontext
 from mockcre.recommend import RecRequest, Ranking
 from mockcre.store import Action, Item
@@ -26,6 +29,7 @@ class Dm(Dialect):
     auth_field = "MD5"
     message_field = "msg"
     error_kind = "error-response"
+    empty_answer_code = domain.CODE_ALGORITHM_ERROR  # -3, "empty result"
     report_fields = frozenset({"MD5", "request_id", "data_type", "bid"})  # an item report is one request per item
     identifying = {
         "item": ("data_type", "item_id"),
@@ -152,12 +156,32 @@ class Dm(Dialect):
         asked = integer(body.get("request_num"))
         return asked if asked is not None and asked > domain.DM_MAX_REQUEST_NUM else None
 
-    def answered_ids(self, reply: dict) -> list[str]:
-        return [str(r.get("item")) for r in reply.get("data") or []]
+    def ranked_lists(self, body: dict, reply: dict) -> dict[str, list[tuple]]:
+        """The one list, under the request's own pool_id."""
+        return {str(body.get("pool_id", "")): [(str(r.get("item")), r.get("weight")) for r in reply.get("data") or []]}
 
     def issued_scene_ids(self, body: dict, reply: dict) -> set:
         """The request's own scene_id, which its actions must repeat."""
         return {("scene_id", str(body.get("scene_id")))}
+
+    def sample_item(self, business, item_id, pools, on_shelf, item_time, expire_time) -> dict:
+        return {"MD5": "0" * 32, "request_id": _request_id(), "data_type": 1, "bid": business, "item_id": item_id,
+                "pool_id": ";".join(pools), "publish": 1 if on_shelf else 0, "item_time": str(item_time),
+                "expire_time": expire_time, "tags": "conformance"}
+
+    def sample_click(self, business, uid, item_id, when) -> dict:
+        return {"MD5": "0" * 32, "request_id": _request_id(), "data_type": 2, "bid": business, "uid_type": 1, "uid": uid,
+                "item_id": item_id, "scene_id": "conformance", "action_type": domain.DM_CLICK, "source": "tx",
+                "trace_id": uuid.uuid4().hex[:8], "action_time": str(when)}
+
+    def sample_query(self, business, uid, pools, request_num) -> dict:
+        return {"MD5": "0" * 32, "request_id": _request_id(), "service_type": 3, "bid": business, "uid_type": 1, "uid": uid,
+                "scene_id": "conformance", "pool_id": ";".join(pools), "request_num": request_num}
+
+
+def _request_id() -> str:
+    """The documented request_id shape: milliseconds, underscore, three digits."""
+    return f"{int(time.time() * 1000)}_{uuid.uuid4().int % 1000:03d}"
 
 
 def weight(relevance: float) -> int:
