@@ -32,7 +32,7 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from mockcre.auth import dm_signature
+from mockcre.dialects.dm import signature
 from mockcre.contracts.schema_check import registry as schema_registry
 from mockcre.contracts.violations import display_path, pointer
 from mockcre.domain import (CRE_DEFAULT_TTL, DAY, DM_DEFAULT_TTL, DM_DEFAULT_UID_TYPE, GLOBAL_POOL, REQUEST_KINDS,
@@ -563,7 +563,7 @@ def sign(dialect: str, body: dict, account) -> dict:
     if dialect == "cre":
         return {**body, "token": account}
     bid, token = account
-    return {**body, "bid": bid, "MD5": dm_signature(bid, str(body.get("request_id", "")), token)}
+    return {**body, "bid": bid, "MD5": signature(bid, str(body.get("request_id", "")), token)}
 
 
 @cache

@@ -129,8 +129,10 @@ class Cre(Dialect):
     def error(self, echo, code: int, message: str) -> dict:
         return self._envelope(echo, {"code": str(code), "message": message})
 
-    def check_auth(self, accounts, body: dict):
-        return accounts.check_cre(body)
+    def check_auth(self, accounts, body: dict) -> str | None:
+        if not accounts.cre_tokens or body.get("token") in accounts.cre_tokens:
+            return None
+        return "token: unknown token; it must be one assigned by the engine (token：用作鉴权，由云推荐引擎分配)"
 
     def users(self, body: dict) -> list[str]:
         return once([*ids(body.get("user_id")), *(scalar_id(record.get("uid")) for record in _records(body))])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import time
 import uuid
 
@@ -20,6 +22,7 @@ VARIANTS = {0: "pctr", 1: "popularity", 2: "pcvr", 3: "personalised", 4: "qualit
 ALGID_BASE = 10  # algid = 10 + service_type; 19 when a personalised request fell back to cold start
 ALGID_COLD_START = 19
 ALGID_SCRIPTED = 90  # a scenario's canned ranking
+SIGNATURE_FORMULA = "MD5 must be md5(bid&request_id&TOKEN) in hex (MD5（BID&request_id&TOKEN）)"
 
 
 class Dm(Dialect):
@@ -143,8 +146,17 @@ class Dm(Dialect):
     def error(self, echo, code: int, message: str) -> dict:
         return {"request_id": echo, "code": code, "msg": message}
 
-    def check_auth(self, accounts, body: dict):
-        return accounts.check_dm(body)
+    def check_auth(self, accounts, body: dict) -> str | None:
+        if not accounts.dm_tokens:
+            return None
+        bid = body.get("bid")
+        if bid not in accounts.dm_tokens:
+            return f"bid: unknown business id {str(bid)[:40]!r}; no account is configured for it"
+        expected = signature(str(bid), str(body.get("request_id", "")), accounts.dm_tokens[bid])
+        sent = body.get("MD5")
+        if isinstance(sent, str) and hmac.compare_digest(sent.lower(), expected):
+            return None
+        return f"MD5: signature mismatch; {SIGNATURE_FORMULA}"
 
     def users(self, body: dict) -> list[str]:
         return once(ids(body.get("uid")))
@@ -177,6 +189,11 @@ class Dm(Dialect):
     def sample_query(self, business, uid, pools, request_num) -> dict:
         return {"MD5": "0" * 32, "request_id": _request_id(), "service_type": 3, "bid": business, "uid_type": 1, "uid": uid,
                 "scene_id": "conformance", "pool_id": ";".join(pools), "request_num": request_num}
+
+
+def signature(bid: str, request_id: str, token: str) -> str:
+    """The documented MD5（BID&request_id&TOKEN）, in lower-case hex."""
+    return hashlib.md5(f"{bid}&{request_id}&{token}".encode("utf-8")).hexdigest()
 
 
 def _request_id() -> str:
