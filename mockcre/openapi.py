@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 from mockcre import __version__
+from mockcre.dialects import DIALECTS
 from mockcre.resources import load_schema, schema_names
 
 JSON = "application/json"
@@ -97,7 +98,7 @@ def component(name: str) -> dict:
 
 
 def _code(dialect: str, success: bool) -> dict:
-    zero = "0" if dialect == "cre" else 0
+    zero = DIALECTS[dialect].ok_code
     return {"properties": {"code": {"const": zero} if success else {"not": {"const": zero}}}}
 
 
@@ -127,7 +128,7 @@ def _one_of(refs: list[dict]) -> dict:
 def _operation(endpoint: str) -> dict:
     summary, requests, replies, envelope, _servers, tag = OPERATIONS[endpoint]
     dialect = endpoint.split(".")[0]
-    zero = '"0"' if dialect == "cre" else "0"
+    zero = json.dumps(DIALECTS[dialect].ok_code)
     success = [{"allOf": [{"$ref": SCHEMA_REF + r}], **_code(dialect, True), "description": f"{r} with code {zero}"}
                for r in replies]
     reply = {"oneOf": success + [{"$ref": SCHEMA_REF + envelope}]}

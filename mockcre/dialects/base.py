@@ -187,7 +187,8 @@ class Dialect(ABC):
     Attributes: ``name``; ``routes`` (endpoint name -> :class:`Route`); ``echo_field``, the request
     id a reply echoes; ``auth_field``, the credential an auth failure points at; ``message_field``,
     where an error reply explains itself; ``error_kind``, the schema of the error envelope;
-    ``empty_answer_code``, the code of a recommendation with nothing to recommend;
+    ``ok_code``, success as the reply writes it; ``empty_answer_code``, the code of a
+    recommendation with nothing to recommend;
     ``report_fields``, per-request fields of an item report that are not the item's;
     ``identifying``, per kind, the field paths that tell one request from another (a recorded
     rule matches on them); ``echoed``, the request fields a reply may repeat; ``record_paths``,
@@ -200,6 +201,7 @@ class Dialect(ABC):
     auth_field: str
     message_field: str
     error_kind: str
+    ok_code: str | int
     empty_answer_code: int
     report_fields: frozenset = frozenset()
     identifying: dict

@@ -28,6 +28,7 @@ class Cre(Dialect):
     auth_field = "token"
     message_field = "message"
     error_kind = "upload-response"  # cre errors are the upload reply's {seq_no, code, message}
+    ok_code = "0"  # every cre value is a string
     empty_answer_code = domain.CODE_OK  # with message "empty result"
     identifying = {
         "item": ("data_type", "data[0].item_id"),
@@ -93,7 +94,7 @@ class Cre(Dialect):
         )
 
     def accepted(self, body) -> dict:
-        return self._envelope(self.echo(body), {"code": "0", "message": "success"})
+        return self._envelope(self.echo(body), {"code": self.ok_code, "message": "success"})
 
     def rankings_wanted(self, req: RecRequest, body: dict) -> dict[str, RecRequest]:
         """One ranking per requested pool; with pool.items one ranking of those items, under pool_id (default "0")."""
@@ -122,7 +123,7 @@ class Cre(Dialect):
 
     def _rec_reply(self, body: dict, rec: dict, abtag: str, trace_id: str) -> dict:
         return self._envelope(self.echo(body), {
-            "code": "0", "message": "success" if any(rec.values()) else "empty result",
+            "code": self.ok_code, "message": "success" if any(rec.values()) else "empty result",
             "test_id": str(body.get("scn_id", "")), "abtag": abtag, "trace_id": trace_id, "rec": rec,
         })
 
@@ -157,7 +158,7 @@ class Cre(Dialect):
 
     def issued_scene_ids(self, body: dict, reply: dict) -> set:
         """A successful answer's test_id and abtag, which actions copy as test_id and rule_id."""
-        if str(reply.get("code")) != "0":
+        if str(reply.get("code")) != self.ok_code:
             return set()
         return {("test_id", str(reply.get("test_id"))), ("rule_id", str(reply.get("abtag")))}
 

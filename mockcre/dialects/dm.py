@@ -32,6 +32,7 @@ class Dm(Dialect):
     auth_field = "MD5"
     message_field = "msg"
     error_kind = "error-response"
+    ok_code = domain.CODE_OK
     empty_answer_code = domain.CODE_ALGORITHM_ERROR  # -3, "empty result"
     report_fields = frozenset({"MD5", "request_id", "data_type", "bid"})  # an item report is one request per item
     identifying = {
@@ -115,7 +116,7 @@ class Dm(Dialect):
         )
 
     def accepted(self, body) -> dict:
-        return {"request_id": self.echo(body), "code": 0, "msg": "true"}
+        return {"request_id": self.echo(body), "code": self.ok_code, "msg": "true"}
 
     def rankings_wanted(self, req: RecRequest, body: dict) -> dict[str, RecRequest]:
         """One ranking across all requested pools: dm answers a single list."""
@@ -141,7 +142,7 @@ class Dm(Dialect):
         return self._data_reply(body, data, ALGID_SCRIPTED)
 
     def _data_reply(self, body: dict, data: list, algid: int) -> dict:
-        return {"request_id": self.echo(body), "algid": algid, "code": 0, "scene_id": str(body.get("scene_id", "")), "data": data}
+        return {"request_id": self.echo(body), "algid": algid, "code": self.ok_code, "scene_id": str(body.get("scene_id", "")), "data": data}
 
     def error(self, echo, code: int, message: str) -> dict:
         return {"request_id": echo, "code": code, "msg": message}
