@@ -236,6 +236,10 @@ class Dialect(ABC):
         """Why the body's credentials are refused; None when accepted (or auth is off)."""
 
     @abstractmethod
+    def signed(self, body: dict, account) -> dict:
+        """``body`` as ``account`` sends it: cre's token, or dm's (bid, token) as bid and MD5 signature."""
+
+    @abstractmethod
     def items(self, body: dict, now: int) -> list[Item]:
         """The items of an item report."""
 

@@ -135,6 +135,9 @@ class Cre(Dialect):
             return None
         return "token: unknown token; it must be one assigned by the engine (token：用作鉴权，由云推荐引擎分配)"
 
+    def signed(self, body: dict, account: str) -> dict:
+        return {**body, "token": account}
+
     def users(self, body: dict) -> list[str]:
         return once([*ids(body.get("user_id")), *(scalar_id(record.get("uid")) for record in _records(body))])
 

@@ -159,6 +159,10 @@ class Dm(Dialect):
             return None
         return f"MD5: signature mismatch; {SIGNATURE_FORMULA}"
 
+    def signed(self, body: dict, account: tuple) -> dict:
+        bid, token = account
+        return {**body, "bid": bid, "MD5": signature(bid, str(body.get("request_id", "")), token)}
+
     def users(self, body: dict) -> list[str]:
         return once(ids(body.get("uid")))
 
