@@ -182,31 +182,20 @@ class ReportedAction(NamedTuple):
 
 
 class Dialect(ABC):
-    """One dialect's wire format. Everything that reads a body or a reply, or writes a reply, asks this.
-
-    Attributes: ``name``; ``routes`` (endpoint name -> :class:`Route`); ``echo_field``, the request
-    id a reply echoes; ``auth_field``, the credential an auth failure points at; ``message_field``,
-    where an error reply explains itself; ``error_kind``, the schema of the error envelope;
-    ``ok_code``, success as the reply writes it; ``empty_answer_code``, the code of a
-    recommendation with nothing to recommend;
-    ``report_fields``, per-request fields of an item report that are not the item's;
-    ``identifying``, per kind, the field paths that tell one request from another (a recorded
-    rule matches on them); ``echoed``, the request fields a reply may repeat; ``record_paths``,
-    where a body nests records that a scenario's field path may mean.
-    """
+    """One dialect's wire format. Everything that reads a body or a reply, or writes a reply, asks this."""
 
     name: str
-    routes: dict
-    echo_field: str
-    auth_field: str
-    message_field: str
-    error_kind: str
-    ok_code: str | int
-    empty_answer_code: int
-    report_fields: frozenset = frozenset()
-    identifying: dict
-    echoed: tuple
-    record_paths: tuple = ()
+    routes: dict  # endpoint name -> Route
+    echo_field: str  # the request id a reply echoes
+    auth_field: str  # the credential an auth failure points at
+    message_field: str  # where an error reply explains itself
+    error_kind: str  # the schema of the error envelope
+    ok_code: str | int  # success as the reply writes it
+    empty_answer_code: int  # the code of a recommendation with nothing to recommend
+    report_fields: frozenset = frozenset()  # per-request fields of an item report that are not the item's
+    identifying: dict  # kind -> field paths that tell one request from another (a recorded rule matches them)
+    echoed: tuple  # request fields a reply may repeat (a recorded reply templates them)
+    record_paths: tuple = ()  # where a body nests records that a scenario's field path may mean
 
     def echo(self, body):
         """The request id to echo in the reply (see :func:`echo_id`)."""
