@@ -50,7 +50,8 @@ def report_kind(body, item_code: str, action_code: str) -> str:
     kind = data_kind(body)
     if kind is None:
         got = f"got {body['data_type']!r}" if isinstance(body, dict) and "data_type" in body else "it is missing"
-        raise WrongKind(f"data_type: expected {item_code} (item, 物料) or {action_code} (action, 行为); {got}", "/data_type")
+        raise WrongKind(f"data_type: expected {item_code} (item, 物料) or {action_code} (action, 行为); {got}",
+                        "/data_type")
     return kind
 
 
@@ -291,7 +292,8 @@ class Dialect(ABC):
     # -- a client's requests (what ``mockcre conformance`` sends) ------------------------------------
 
     @abstractmethod
-    def sample_item(self, business: str, item_id: str, pools: tuple, on_shelf: bool, item_time: int, expire_time: int) -> dict:
+    def sample_item(self, business: str, item_id: str, pools: tuple, on_shelf: bool, item_time: int,
+                    expire_time: int) -> dict:
         """An item report; ``business`` is the dm bid (cre keeps data per namespace)."""
 
     @abstractmethod

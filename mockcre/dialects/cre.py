@@ -157,7 +157,8 @@ class Cre(Dialect):
         return None  # cre documents no maximum: request_num defaults to all
 
     def ranked_lists(self, body: dict, reply: dict) -> dict[str, list[tuple]]:
-        return {pool: [(str(r.get("id")), r.get("score")) for r in entries] for pool, entries in (reply.get("rec") or {}).items()}
+        rec = reply.get("rec") or {}
+        return {pool: [(str(r.get("id")), r.get("score")) for r in entries] for pool, entries in rec.items()}
 
     def issued_scene_ids(self, body: dict, reply: dict) -> set:
         """A successful answer's test_id and abtag, which actions copy as test_id and rule_id."""
