@@ -4,7 +4,7 @@ Nothing here restates a contract. Each schema file becomes one component under i
 (``cre.item``, ``dm.recommend-response``…) with its ``$schema``/``$id`` removed and every
 ``$ref`` rewritten to point into ``#/components/schemas``; its ``x-*`` keywords stay (OpenAPI
 allows extensions, and they say what lenient mode forgives). Paths come from
-``mockcre.app.PATHS``, examples from the files' ``examples``. What this module adds is only
+``mockcre.domain.PATHS``, examples from the files' ``examples``. What this module adds is only
 what the schema files cannot say: which body goes to which path, that every reply is HTTP 200
 with either the reply or the dialect's error envelope (told apart by ``code``), the JSON bodies
 of 404 and 405, and the servers.
@@ -19,6 +19,7 @@ from pathlib import Path
 
 from mockcre import __version__
 from mockcre.dialects import DIALECTS
+from mockcre.domain import PATHS
 from mockcre.resources import load_schema, schema_names
 
 JSON = "application/json"
@@ -158,8 +159,6 @@ def _file_names() -> list[str]:
 
 def build() -> dict:
     """The OpenAPI 3.1 document (a fresh dict each call)."""
-    from mockcre.app import PATHS
-
     schemas = {name: component(name) for name in _file_names()}
     schemas["cre.error-envelope"] = {
         "title": "cre error envelope",
