@@ -15,6 +15,7 @@ from flask import Blueprint, current_app, redirect, request
 from mockcre import memory
 from mockcre.clock import parse_moment
 from mockcre.http_errors import error_body
+from mockcre.domain import GLOBAL_POOL
 
 blueprint = Blueprint("admin", __name__)
 ADMIN_PREFIX = "/__admin"
@@ -306,7 +307,7 @@ def snapshot(service, *, partition: tuple | None = None, pool: str | None = None
 
 def _item(part, item, now) -> dict:
     return {
-        "pools": ["0", *item.pools],
+        "pools": [GLOBAL_POOL, *item.pools],
         "on_shelf": item.on_shelf,
         "expired": not now < item.expire_time,
         "item_time": item.item_time,

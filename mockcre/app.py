@@ -11,18 +11,8 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wsgi import get_input_stream
 
 from mockcre import http_errors
+from mockcre.domain import PATHS
 from mockcre.service import Reply, Service
-
-#: HTTP path -> endpoint name (domain.ENDPOINTS); ``POST /`` is dm's real host root.
-PATHS = {
-    "/upload": "cre.upload",
-    "/cre_test_upload": "cre.test_upload",
-    "/query": "cre.query",
-    "/test-query": "cre.test_query",
-    "/dm/data": "dm.data",
-    "/dm/service": "dm.service",
-    "/": "dm.root",
-}
 
 
 def create_app(config=None) -> Flask:

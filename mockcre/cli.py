@@ -116,9 +116,9 @@ def _report(args) -> int:
 
 
 def _sign(args) -> int:
-    from mockcre.auth import dm_signature
+    from mockcre.dialects.dm import signature
 
-    print(dm_signature(args.bid, args.request_id, args.token))
+    print(signature(args.bid, args.request_id, args.token))
     return 0
 
 

@@ -39,12 +39,9 @@ from hypothesis.stateful import RuleBasedStateMachine, precondition, rule, run_s
 
 from mockcre import domain, strategies
 from mockcre.contracts import ERROR, check
+from mockcre.dialects import DIALECTS
 
-CRE_PATHS = {"item": "/cre_test_upload", "action": "/cre_test_upload", "query": "/test-query"}
-DM_PATHS = {"item": "/dm/data", "action": "/dm/data", "recommend": "/dm/service"}
-REPLY_KIND = {("cre", "item"): "upload-response", ("cre", "action"): "upload-response",
-              ("cre", "query"): "query-response", ("dm", "item"): "report-response",
-              ("dm", "action"): "report-response", ("dm", "recommend"): "recommend-response"}
+_PATH_OF = {endpoint: path for path, endpoint in domain.PATHS.items()}
 
 
 class ConformanceFailure(AssertionError):  # noqa: N818 (a failed check, not an error of ours)
@@ -89,7 +86,8 @@ class Target:
     _conn: http.client.HTTPConnection | None = field(default=None, repr=False)
 
     def path(self, dialect: str, kind: str) -> str:
-        return (CRE_PATHS if dialect == "cre" else DM_PATHS)[kind]
+        """Where a client outside production sends ``kind``: cre's test paths, dm's data and service hosts."""
+        return _PATH_OF[DIALECTS[dialect].endpoint_for(kind)]
 
     def failure(self, expected: str, exchange: Exchange | None) -> ConformanceFailure:
         """A failure to raise, remembered: when a server answers differently on replay, Hypothesis
@@ -99,7 +97,7 @@ class Target:
 
     def account(self, dialect: str):
         """What strategies.sign wants: the cre token, or the dm (bid, token) pair; None when not set."""
-        return self.cre_token if dialect == "cre" else self.dm_account
+        return {"cre": self.cre_token, "dm": self.dm_account}[dialect]
 
     def post(self, dialect: str, kind: str, body) -> Exchange:
         url = self.base.rstrip("/") + self.path(dialect, kind)
@@ -152,29 +150,40 @@ def _code(reply) -> int | None:
         return None
 
 
+def _reply_kind(dialect: str, kind: str) -> str:
+    adapter = DIALECTS[dialect]
+    return adapter.reply_kind(adapter.endpoint_for(kind))
+
+
 def _reply_errors(dialect: str, kind: str, reply) -> list[str]:
-    found = check(reply, dialect, REPLY_KIND[(dialect, kind)], strict=True).violations
+    found = check(reply, dialect, _reply_kind(dialect, kind), strict=True).violations
     return [f"{v.path or '/'}: {v.message}" for v in found if v.severity == ERROR]
+
+
+def _wrong_code(dialect: str, kind: str, reply) -> str | None:
+    """What a valid request should have been answered, when its code is not that: 0, or the dialect's empty-answer code."""
+    empty = DIALECTS[dialect].empty_answer_code if kind not in domain.DATA_TYPES.values() else domain.CODE_OK
+    if _code(reply) in (domain.CODE_OK, empty):
+        return None
+    return f"code 0 for a valid {dialect} {kind}" + (f' (or {empty} "empty result")' if empty != domain.CODE_OK else "")
 
 
 # -- stateless checks ------------------------------------------------------------------------------
 
 def check_valid(target: Target, dialect: str, kind: str) -> Callable:
-    echo = "seq_no" if dialect == "cre" else "request_id"
+    echo = DIALECTS[dialect].echo_field
 
     @given(strategies.requests(dialect, kind, account=target.account(dialect)))
     def valid_requests_are_accepted(body):
         ex = target.post(dialect, kind, body)
-        code = _code(ex.reply)
-        allowed = {0, domain.CODE_ALGORITHM_ERROR} if (dialect, kind) == ("dm", "recommend") else {0}
-        if code not in allowed:
-            raise target.failure(f"code 0 for a valid {dialect} {kind}" +
-                                     (' (or -3 "empty result")' if len(allowed) > 1 else ""), ex)
+        expected = _wrong_code(dialect, kind, ex.reply)
+        if expected:
+            raise target.failure(expected, ex)
         if echo in body and ex.reply.get(echo) != body[echo]:
             raise target.failure(f"{echo} echoed exactly: {body[echo]!r}", ex)
         problems = _reply_errors(dialect, kind, ex.reply)
         if problems:
-            raise target.failure(f"a reply valid under {dialect}.{REPLY_KIND[(dialect, kind)]}: " + "; ".join(problems), ex)
+            raise target.failure(f"a reply valid under {dialect}.{_reply_kind(dialect, kind)}: " + "; ".join(problems), ex)
 
     return valid_requests_are_accepted
 
@@ -190,7 +199,7 @@ def check_invalid(target: Target, dialect: str, kind: str) -> Callable:
             raise target.failure(expected, ex)
         # A body with a swapped data_type may carry nothing of its real kind (a bare dm item is just
         # an incomplete action): then any -1 is right. Every other defect must be named.
-        if defect.rule != "schema.const" and field_name not in str(ex.reply.get("message" if dialect == "cre" else "msg", "")):
+        if defect.rule != "schema.const" and field_name not in str(ex.reply.get(DIALECTS[dialect].message_field, "")):
             raise target.failure(expected, ex)
 
     return defects_are_format_errors
@@ -208,8 +217,8 @@ def stateful_machine(target: Target, dialect: str, deterministic: bool = True):
     """A RuleBasedStateMachine class that plays a client against ``target`` and checks the answers."""
     run = uuid.uuid4().hex[:8]
     counter = iter(range(10**9))
-    kinds = domain.REQUEST_KINDS[dialect]
-    query_kind = kinds[2]
+    adapter = DIALECTS[dialect]
+    query_kind = domain.REQUEST_KINDS[dialect][2]
 
     class Client(RuleBasedStateMachine):
         def __init__(self):
@@ -221,8 +230,6 @@ def stateful_machine(target: Target, dialect: str, deterministic: bool = True):
             self.now = int(time.time())
 
         def post(self, kind, body):
-            if dialect == "dm":
-                body["bid"] = self.bid
             return target.post(dialect, kind, strategies.sign(dialect, body, target.account(dialect)))
 
         @rule(item=st.integers(0, 7), pools=st.sets(st.integers(0, 2), min_size=1), on_shelf=st.booleans(),
@@ -231,7 +238,7 @@ def stateful_machine(target: Target, dialect: str, deterministic: bool = True):
             item_id = f"i{item}"
             names = tuple(self.pools[p] for p in sorted(pools))
             expire = self.now - 3600 if expired else self.now + 365 * domain.DAY
-            ex = self.post("item", _item_body(dialect, item_id, names, on_shelf, self.now - 7200, expire))
+            ex = self.post("item", adapter.sample_item(self.bid, item_id, names, on_shelf, self.now - 7200, expire))
             if _code(ex.reply) != 0:
                 raise target.failure("code 0 for a valid item report", ex)
             self.items[item_id] = ModelItem(names, on_shelf and not expired)
@@ -241,35 +248,30 @@ def stateful_machine(target: Target, dialect: str, deterministic: bool = True):
         def report_click(self, data, clicks):
             item_id = data.draw(st.sampled_from(sorted(self.items)))
             for _ in range(clicks):
-                ex = self.post("action", _click_body(dialect, "user1", item_id, self.now - 60))
+                ex = self.post("action", adapter.sample_click(self.bid, "user1", item_id, self.now - 60))
                 if _code(ex.reply) != 0:
                     raise target.failure("code 0 for a valid action report", ex)
 
         @rule(pools=st.sets(st.integers(0, 2), min_size=1), request_num=st.integers(1, 12), user=st.sampled_from(["user1", "user2"]))
         def recommend(self, pools, request_num, user):
             names = [self.pools[p] for p in sorted(pools)]
-            body = _query_body(dialect, user, names, request_num)
+            body = adapter.sample_query(self.bid, user, names, request_num)
             ex = self.post(query_kind, body)
-            got = self._check_answer(ex, names, request_num)
+            got = self._check_answer(ex, request_num)
             if deterministic:
                 again = self.post(query_kind, json.loads(json.dumps(body)))
-                if self._check_answer(again, names, request_num) != got:
+                if self._check_answer(again, request_num) != got:
                     raise target.failure("the same ranking for the same request on unchanged state "
                                              f"(first answer: {json.dumps(got, ensure_ascii=False)})", again)
 
-        def _check_answer(self, ex, names, request_num):
-            reply, code = ex.reply, _code(ex.reply)
-            problems = _reply_errors(dialect, query_kind, reply)
+        def _check_answer(self, ex, request_num):
+            problems = _reply_errors(dialect, query_kind, ex.reply)
             if problems:
                 raise target.failure("a reply valid under its response schema: " + "; ".join(problems), ex)
-            if dialect == "cre":
-                if code != 0:
-                    raise target.failure('code "0" for a valid query', ex)
-                lists = {pool: [(e["id"], e["score"]) for e in entries] for pool, entries in reply["rec"].items()}
-            else:
-                if code not in (0, domain.CODE_ALGORITHM_ERROR):
-                    raise target.failure("code 0, or -3 for an empty result", ex)
-                lists = {";".join(names): [(e["item"], e["weight"]) for e in reply.get("data", [])]}
+            expected = _wrong_code(dialect, query_kind, ex.reply)
+            if expected:
+                raise target.failure(expected, ex)
+            lists = adapter.ranked_lists(ex.body, ex.reply)
             for key, entries in lists.items():
                 allowed = {i for i, m in self.items.items() if m.live and set(key.split(";")) & set(m.pools)}
                 stray = [i for i, _ in entries if i not in allowed]
@@ -284,39 +286,6 @@ def stateful_machine(target: Target, dialect: str, deterministic: bool = True):
             return lists
 
     return Client
-
-
-def _item_body(dialect, item_id, pools, on_shelf, item_time, expire):
-    if dialect == "cre":
-        record = {"busi_id": "conformance", "test_id": "conformance", "item_id": item_id, "pool_id": ";".join(pools),
-                  "publish": "1" if on_shelf else "2", "item_time": str(item_time), "expire_time": str(expire),
-                  "tags": {"conformance": "1"}}
-        return {"version": "1", "seq_no": uuid.uuid4().hex[:12], "data_type": "1", "token": "conformance", "data": [record]}
-    return {"MD5": "0" * 32, "request_id": _request_id(), "data_type": 1, "bid": "", "item_id": item_id,
-            "pool_id": ";".join(pools), "publish": 1 if on_shelf else 0, "item_time": str(item_time), "expire_time": expire,
-            "tags": "conformance"}
-
-
-def _click_body(dialect, uid, item_id, when):
-    if dialect == "cre":
-        record = {"uid_type": "5", "uid": uid, "oper_time": str(when), "source": "1", "action_id": domain.CRE_CLICK,
-                  "item_action": [{"item_id": item_id, "trace_id": uuid.uuid4().hex[:8]}]}
-        return {"version": "1", "data_type": "2", "token": "conformance", "data": [record]}
-    return {"MD5": "0" * 32, "request_id": _request_id(), "data_type": 2, "bid": "", "uid_type": 1, "uid": uid,
-            "item_id": item_id, "scene_id": "conformance", "action_type": domain.DM_CLICK, "source": "tx",
-            "trace_id": uuid.uuid4().hex[:8], "action_time": str(when)}
-
-
-def _query_body(dialect, uid, pools, request_num):
-    if dialect == "cre":
-        return {"seq_no": uuid.uuid4().hex[:12], "token": "conformance", "proj_id": "conformance", "scn_id": "conformance",
-                "uid_type": "5", "user_id": uid, "pool_id": ",".join(pools), "request_num": str(request_num)}
-    return {"MD5": "0" * 32, "request_id": _request_id(), "service_type": 3, "bid": "", "uid_type": 1, "uid": uid,
-            "scene_id": "conformance", "pool_id": ";".join(pools), "request_num": request_num}
-
-
-def _request_id() -> str:
-    return f"{int(time.time() * 1000)}_{uuid.uuid4().int % 1000:03d}"
 
 
 # -- running and reporting ---------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from flask import Blueprint, current_app, redirect, render_template, request, ur
 from markupsafe import Markup, escape
 
 from mockcre import quality
+from mockcre.domain import GLOBAL_POOL
 from mockcre.recommend import RecRequest, rank
 from mockcre.scenarios import ScenarioError
 
@@ -93,7 +94,7 @@ def store_page():
         partitions = []
         for key, part in service.store.partitions.items():
             pools = {pool: len(list(part.pool_members(pool))) for pool in part.pool_names()}
-            items = [{"id": i.item_id, "pools": ";".join(i.pools) or "0", "on_shelf": i.on_shelf,
+            items = [{"id": i.item_id, "pools": ";".join(i.pools) or GLOBAL_POOL, "on_shelf": i.on_shelf,
                       "expired": not now < i.expire_time, "expire_time": i.expire_time, "tags": ", ".join(i.tags),
                       "reports": i.reports} for i in list(part.items.values())[:PAGE]]
             users = sorted(part.users.items(), key=lambda kv: -kv[1].actions)[:PAGE]
@@ -112,7 +113,7 @@ def user_page():
         if part is None or uid not in part.users:
             return render_template("dashboard_missing.html", seq=None, tab="store"), 404
         history = [a for a in part.actions if a.uid == uid][-PAGE:]
-        ranking = rank(part, RecRequest(uid=uid, pools=["0"], limit=20), service.config.clock())
+        ranking = rank(part, RecRequest(uid=uid, pools=[GLOBAL_POOL], limit=20), service.config.clock())
     return render_template("dashboard_user.html", partition="/".join(key), uid=uid, history=history,
                            ranking=ranking, tab="store")
 

@@ -20,6 +20,20 @@ RESPONSE_KINDS = {
 #: Endpoint names used by routes, scenarios (``when.endpoint``) and the journal.
 ENDPOINTS = ("cre.upload", "cre.test_upload", "cre.query", "cre.test_query", "dm.data", "dm.service")
 
+#: HTTP path -> endpoint name; ``POST /`` is dm's real host root (routed by Host header or body).
+PATHS = {
+    "/upload": "cre.upload",
+    "/cre_test_upload": "cre.test_upload",
+    "/query": "cre.query",
+    "/test-query": "cre.test_query",
+    "/dm/data": "dm.data",
+    "/dm/service": "dm.service",
+    "/": "dm.root",
+}
+
+#: data_type of an upload or report -> what it carries (cre sends the code as a string, dm as a number).
+DATA_TYPES = {"1": "item", "2": "action"}
+
 GLOBAL_POOL = "0"  # "0" 表示全局 pool_id，任意物料都会加一个为 "0" 的 pool_id
 
 # Return codes shared by both dialects (cre sends them as strings).

@@ -7,10 +7,9 @@ Every request the service answers becomes one entry (built by ``Service._record`
      "scenario": [...], "reply": {...}, "latency_ms": 0.4, "users": [...], "items": [...]}
 
 ``seq`` numbers entries from 1 for the life of the journal (clearing does not restart them), so a
-client can tell what it has already seen. ``users`` and ``items`` are derived here from the body,
-for the filters: cre ``user_id`` / ``data[*].uid`` and ``data[*].item_id``,
-``data[*].item_action[*].item_id``, ``pool.items``; dm ``uid``, ``item_id`` split on ``;`` and
-``cid``. Secrets (``token``, ``MD5``, ``Authorization``…) are masked before an entry is made.
+client can tell what it has already seen. ``users`` and ``items`` are derived here from the body
+for the filters, by asking the dialect (:meth:`Dialect.users`, :meth:`Dialect.item_ids`).
+Secrets (``token``, ``MD5``, ``Authorization``…) are masked before an entry is made.
 
 The buffer holds at most ``size`` entries (and ``max_bytes`` of them as JSON): the oldest drop
 off, so memory stays flat however long the server runs. With a ``path`` every entry is also
@@ -30,30 +29,18 @@ import json
 import logging
 import threading
 from collections import deque
-from collections.abc import Iterable
 from typing import NamedTuple
 
 from mockcre import jsontext
+from mockcre.dialects import DIALECTS
+from mockcre.dialects.base import mask
 
 log = logging.getLogger("mockcre")
 
 DEFAULT_SIZE = 10_000
 DEFAULT_MAX_BYTES = 32 * 1024 * 1024  # of entries as JSON text, which is how they are kept
-SECRET_FIELDS = ("token", "MD5")
 SECRET_HEADERS = {"authorization", "cookie", "x-api-key", "proxy-authorization"}
 MAX_IDS = 1_000  # users/items kept per entry for the filters (a cre batch holds at most a few hundred)
-
-
-def mask(value) -> str:
-    """Enough of a secret to tell two apart, never enough to reuse it."""
-    text = str(value)
-    return text[:4] + "…" if len(text) > 8 else "…"
-
-
-def masked_body(body):
-    if isinstance(body, dict) and any(k in body for k in SECRET_FIELDS):
-        return {k: mask(v) if k in SECRET_FIELDS else v for k, v in body.items()}
-    return body
 
 
 def masked_headers(headers) -> dict:
@@ -63,61 +50,21 @@ def masked_headers(headers) -> dict:
 # -- users and items of a body -----------------------------------------------------------------
 
 
-def _id(value) -> str:
-    """One scalar id as a string ("" for none): the per-record step of a batch, kept to one call."""
-    if type(value) is str:
-        return value.strip()
-    return "" if value is None or isinstance(value, (dict, list, bool)) else str(value).strip()
-
-
-def _ids(value, sep: str | None = None) -> list[str]:
-    """Scalar ids as strings; ``sep`` splits a joined string (dm ``item_id`` "a;b;c")."""
-    parts = _id(value).split(sep) if sep else [_id(value)]
-    return [p.strip() for p in parts if p.strip()]
-
-
-def _records(body) -> list[dict]:
-    data = body.get("data") if isinstance(body, dict) else None
-    return [r for r in data if isinstance(r, dict)] if isinstance(data, list) else []
-
-
-def _unique(values: Iterable[str]) -> list[str]:
-    found = dict.fromkeys(values)
-    found.pop("", None)
-    return list(found)[:MAX_IDS]
-
-
 def body_users(body, dialect: str | None = None) -> list[str]:
-    """The user ids a request body is about (empty when none or unreadable)."""
-    if not isinstance(body, dict):
-        return []
-    found = []
-    if dialect in (None, "cre"):
-        found += _ids(body.get("user_id"))
-        found += [_id(record.get("uid")) for record in _records(body)]
-    if dialect in (None, "dm"):
-        found += _ids(body.get("uid"))
-    return _unique(found)
+    """The user ids a request body is about (empty when none or unreadable); any dialect's when not given."""
+    return _about(body, dialect, lambda adapter: adapter.users(body))
 
 
 def body_items(body, dialect: str | None = None) -> list[str]:
     """The item ids a request body names: reported, acted on, asked to rank or the current item."""
+    return _about(body, dialect, lambda adapter: adapter.item_ids(body))
+
+
+def _about(body, dialect: str | None, read) -> list[str]:
     if not isinstance(body, dict):
         return []
-    found = []
-    if dialect in (None, "cre"):
-        for record in _records(body):
-            found.append(_id(record.get("item_id")))
-            actions = record.get("item_action")
-            if isinstance(actions, list):
-                found += [_id(entry.get("item_id")) for entry in actions if isinstance(entry, dict)]
-        pool = body.get("pool")
-        if isinstance(pool, dict) and isinstance(pool.get("items"), list):
-            found += [_id(item_id) for item_id in pool["items"]]
-    if dialect in (None, "dm"):
-        found += _ids(body.get("item_id"), ";")
-        found += _ids(body.get("cid"))
-    return _unique(found)
+    adapters = [DIALECTS[dialect]] if dialect else DIALECTS.values()
+    return list(dict.fromkeys(found for adapter in adapters for found in read(adapter)))[:MAX_IDS]
 
 
 def has_errors(entry: dict) -> bool:

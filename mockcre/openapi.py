@@ -4,7 +4,7 @@ Nothing here restates a contract. Each schema file becomes one component under i
 (``cre.item``, ``dm.recommend-response``…) with its ``$schema``/``$id`` removed and every
 ``$ref`` rewritten to point into ``#/components/schemas``; its ``x-*`` keywords stay (OpenAPI
 allows extensions, and they say what lenient mode forgives). Paths come from
-``mockcre.app.PATHS``, examples from the files' ``examples``. What this module adds is only
+``mockcre.domain.PATHS``, examples from the files' ``examples``. What this module adds is only
 what the schema files cannot say: which body goes to which path, that every reply is HTTP 200
 with either the reply or the dialect's error envelope (told apart by ``code``), the JSON bodies
 of 404 and 405, and the servers.
@@ -18,6 +18,8 @@ import sys
 from pathlib import Path
 
 from mockcre import __version__
+from mockcre.dialects import DIALECTS
+from mockcre.domain import PATHS
 from mockcre.resources import load_schema, schema_names
 
 JSON = "application/json"
@@ -97,7 +99,7 @@ def component(name: str) -> dict:
 
 
 def _code(dialect: str, success: bool) -> dict:
-    zero = "0" if dialect == "cre" else 0
+    zero = DIALECTS[dialect].ok_code
     return {"properties": {"code": {"const": zero} if success else {"not": {"const": zero}}}}
 
 
@@ -127,7 +129,7 @@ def _one_of(refs: list[dict]) -> dict:
 def _operation(endpoint: str) -> dict:
     summary, requests, replies, envelope, _servers, tag = OPERATIONS[endpoint]
     dialect = endpoint.split(".")[0]
-    zero = '"0"' if dialect == "cre" else "0"
+    zero = json.dumps(DIALECTS[dialect].ok_code)
     success = [{"allOf": [{"$ref": SCHEMA_REF + r}], **_code(dialect, True), "description": f"{r} with code {zero}"}
                for r in replies]
     reply = {"oneOf": success + [{"$ref": SCHEMA_REF + envelope}]}
@@ -157,8 +159,6 @@ def _file_names() -> list[str]:
 
 def build() -> dict:
     """The OpenAPI 3.1 document (a fresh dict each call)."""
-    from mockcre.app import PATHS
-
     schemas = {name: component(name) for name in _file_names()}
     schemas["cre.error-envelope"] = {
         "title": "cre error envelope",

@@ -41,7 +41,8 @@ from mockcre.config import Config
 from mockcre.contracts import ERROR, WARNING, Violation, check, has_errors, jsonbody
 from mockcre.contracts.violations import describe_value
 from mockcre.dialects import DIALECTS
-from mockcre.journal import masked_body, masked_headers
+from mockcre.dialects.base import masked_body
+from mockcre.journal import masked_headers
 from mockcre.service import Judgement
 
 log = logging.getLogger("mockcre.proxy")
@@ -53,10 +54,6 @@ METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 #: RFC 9110 7.6.1: meaningful for one connection only, never forwarded (plus what Connection lists).
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization", "te",
               "trailer", "trailers", "transfer-encoding", "upgrade"}
-#: endpoint -> the schema of its reply; a reply with a code other than 0 is judged as the error envelope.
-REPLY_KINDS = {"cre.upload": "upload-response", "cre.test_upload": "upload-response", "cre.query": "query-response",
-               "cre.test_query": "query-response", "dm.data": "report-response", "dm.service": "recommend-response"}
-ERROR_KINDS = {"cre": "upload-response", "dm": "error-response"}
 
 
 @dataclass(frozen=True)
@@ -212,8 +209,7 @@ class Proxy:
         if not isinstance(parsed, dict):
             found.append(Violation("", f"reply: expected a JSON object; got {describe_value(parsed)}", ERROR, "schema.type"))
             return parsed, text, found
-        code = parsed.get("code")
-        kind = ERROR_KINDS[ins.dialect] if code is not None and str(code) != "0" else REPLY_KINDS[ins.endpoint]
+        kind = adapter.reply_kind(ins.endpoint, parsed)
         # Replies are held to the strict contract: lenient mode forgives clients, not the service.
         found.extend(check(parsed, ins.dialect, kind, True, now=self.config.clock()).violations)
         sent = adapter.echo(ins.body)

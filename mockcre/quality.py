@@ -21,7 +21,6 @@ from dataclasses import asdict, dataclass, field
 from mockcre import domain
 from mockcre.contracts.violations import json_type
 from mockcre.dialects import DIALECTS
-from mockcre.dialects.base import split
 from mockcre.store import Item, Store
 
 ERROR, WARNING, INFO = "error", "warning", "info"
@@ -34,7 +33,10 @@ COARSE_SHARE = 0.5  # one tag on more than half the items of a pool
 MIN_ITEMS_FOR_TAG_RULES = 20  # below this a pool's tag statistics are noise (a small feed has many one-off tags)
 UNCHANGED_RUN = 3  # an item reported this many times in a row with identical fields
 COLD_SHARE = 0.5  # cold-start requests above this share are a warning, else information
-DM_ENVELOPE = ("MD5", "request_id", "data_type", "bid")  # per-request fields of a dm item report, not the item's
+#: Per dialect: the rule for scene ids actions copied that no request issued, and (dm only: a cre
+#: answer's ids are the engine's, not the client's) for a requested scene no action carries.
+SCENE_UNKNOWN_RULES = {"cre": "cre-scene-ids-unknown", "dm": "dm-scene-unrequested"}
+SCENE_UNUSED_RULES = {"dm": "dm-scene-without-actions"}
 
 DOC_TAGS = "tags 要有区分性…tags 不能太粗，否则没有区分性，特征作用不大；也不能太细，否则没有共性，曝光不充分，起不到冷启动的目的"
 DOC_TRACE = "trace_id：跟踪点击和曝光的自定义会话 ID，为了保证点击跟曝光是同一个用户对同一个 item 的操作行为；强烈建议每次曝光分配一个 trace_id"
@@ -199,10 +201,11 @@ def _item_reports(entries, found) -> dict:
         if not _accepted(e, "item"):
             continue
         key, received = tuple(e["partition"]), int(e.get("time", 0))
-        for item in DIALECTS[e["dialect"]].items(e["body"], received):
+        adapter = DIALECTS[e["dialect"]]
+        for item in adapter.items(e["body"], received):
             where = (key, item.item_id)
             ref = _ref(key, item.item_id)
-            fields = {k: v for k, v in item.record.items() if e["dialect"] != "dm" or k not in DM_ENVELOPE}
+            fields = {k: v for k, v in item.record.items() if k not in adapter.report_fields}
             before = last.get(where)
             if before is None:
                 _arrival(item, received, e["seq"], ref, "", found)
@@ -271,11 +274,12 @@ def _actions(journal, store: Store, found) -> None:
     acted_scenes: dict = defaultdict(set)  # partition -> dm scene ids in any action
     for e, actions in journal:
         if _is_request(e):
-            key = tuple(e["partition"])
-            for pair in _request_scene_ids(e):
+            key, adapter, reply = tuple(e["partition"]), DIALECTS[e["dialect"]], e.get("reply") or {}
+            for pair in adapter.issued_scene_ids(e["body"], reply):
                 asked[key].setdefault(pair, [e["seq"], 0])[1] += 1
-            if str((e.get("reply") or {}).get("code")) == "0":
-                answers[(key, _request_uid(e))] = _answer_ids(e)
+            if str(reply.get("code")) == "0":
+                answers[(key, _request_uid(e))] = [item for ranked in adapter.ranked_lists(e["body"], reply).values()
+                                                   for item, _ in ranked]
             continue
         if actions is None:
             continue
@@ -285,26 +289,26 @@ def _actions(journal, store: Store, found) -> None:
             if v["rule"] == "uid-shape":
                 found("uid-shape").add(e["seq"], v["message"].split(". Document")[0])
         for action in actions:
-            ref = f"{action['uid']} {action['action']} {action['item']}"
-            if action["trace"]:
-                trace_users[(key, action["trace"])].setdefault(action["uid"], e["seq"])
-            if action["kind"] == "exposure":
-                if action["trace"]:
-                    exposed.add((key, action["trace"], action["item"]))
+            ref = f"{action.uid} {action.action} {action.item}"
+            if action.trace:
+                trace_users[(key, action.trace)].setdefault(action.uid, e["seq"])
+            if action.kind == "exposure":
+                if action.trace:
+                    exposed.add((key, action.trace, action.item))
                 else:
                     found("exposure-without-trace").add(e["seq"], ref)
-            elif action["kind"] == "click" and (key, action["trace"], action["item"]) not in exposed:
-                found("click-without-exposure").add(e["seq"], f"{ref} trace {action['trace']!r}")
-            if part is not None and action["item"] not in part.items:
+            elif action.kind == "click" and (key, action.trace, action.item) not in exposed:
+                found("click-without-exposure").add(e["seq"], f"{ref} trace {action.trace!r}")
+            if part is not None and action.item not in part.items:
                 found("action-unknown-item").add(e["seq"], ref)
-            if action["time"] is not None and received - action["time"] > LATE_AFTER:
-                found("action-late").add(e["seq"], f"{ref}: {(received - action['time']) / domain.DAY:.1f} days late")
-            elif action["time"] is not None and action["time"] - received > FUTURE_AFTER:
-                found("action-future").add(e["seq"], f"{ref} at {action['time']}, received {received}")
-            for pair in action["claims"]:
+            if action.time is not None and received - action.time > LATE_AFTER:
+                found("action-late").add(e["seq"], f"{ref}: {(received - action.time) / domain.DAY:.1f} days late")
+            elif action.time is not None and action.time - received > FUTURE_AFTER:
+                found("action-future").add(e["seq"], f"{ref} at {action.time}, received {received}")
+            for pair in action.claims:
                 claimed[key].setdefault(pair, [e["seq"], 0])[1] += 1
-            if action["scene"] is not None:
-                acted_scenes[key].add(action["scene"])
+            if action.scene is not None:
+                acted_scenes[key].add(action.scene)
         _exposure_order(e, key, actions, answers, found)
     for (key, trace), users in trace_users.items():
         if len(users) > 1:
@@ -316,83 +320,42 @@ def _actions(journal, store: Store, found) -> None:
 def _scene_mismatch(asked: dict, claimed: dict, acted_scenes: dict, found) -> None:
     """Scene ids that actions copied but no request made valid, and dm scenes requested that no action carries."""
     for key, claims in claimed.items():
-        rule_id = "cre-scene-ids-unknown" if key[0] == "cre" else "dm-scene-unrequested"
         for (name, value), (seq, n) in claims.items():
             if (name, value) not in asked[key]:
-                found(rule_id).add(seq, f"{'/'.join(key)} {name} {value!r} in {_plural(n, 'action')}", n)
+                found(SCENE_UNKNOWN_RULES[key[0]]).add(seq, f"{'/'.join(key)} {name} {value!r} in {_plural(n, 'action')}", n)
     for key, scenes in asked.items():
-        for (_, value), (seq, n) in scenes.items():
-            if key[0] == "dm" and value not in acted_scenes[key]:
-                found("dm-scene-without-actions").add(seq, f"{'/'.join(key)} scene_id {value!r} in {_plural(n, 'request')}",
-                                                      n)
+        rule_id = SCENE_UNUSED_RULES.get(key[0])
+        for (name, value), (seq, n) in scenes.items():
+            if rule_id and value not in acted_scenes[key]:
+                found(rule_id).add(seq, f"{'/'.join(key)} {name} {value!r} in {_plural(n, 'request')}", n)
 
 
 def _request_uid(e) -> str:
-    uid = e["body"].get("user_id" if e["dialect"] == "cre" else "uid")
-    return "" if uid is None else str(uid)
+    return DIALECTS[e["dialect"]].rec_request(e["body"]).uid or ""
 
 
-def _answer_ids(e) -> list:
-    reply = e["reply"]
-    if e["dialect"] == "cre":
-        return [str(r.get("id")) for entries in (reply.get("rec") or {}).values() for r in entries]
-    return [str(r.get("item")) for r in reply.get("data") or []]
-
-
-def _request_scene_ids(e) -> set:
-    """What a request makes valid in later actions: cre the answer's test_id and abtag (rule_id), dm the scene_id."""
-    if e["dialect"] == "cre":
-        reply = e.get("reply") or {}
-        if str(reply.get("code")) != "0":
-            return set()
-        return {("test_id", str(reply.get("test_id"))), ("rule_id", str(reply.get("abtag")))}
-    return {("scene_id", str(e["body"].get("scene_id")))}
-
-
-def _actions_of(e) -> list[dict]:
-    """One dict per (action, item) of an action report: who, what, which item, trace, time, scene ids."""
-    body = e["body"]
-    out = []
-    if e["dialect"] == "cre":
-        for r, record in enumerate(body.get("data", [])):
-            code = str(record.get("action_id"))
-            kind = "exposure" if code == domain.CRE_EXPOSURE else "click" if code == domain.CRE_CLICK else "other"
-            claims = [(name, str(record[name])) for name in ("test_id", "rule_id")
-                      if str(record.get("source")) == "0" and record.get(name)]
-            for i, entry in enumerate(record.get("item_action", [])):
-                position = _int(entry.get("position_id"))
-                out.append({"uid": str(record.get("uid")), "action": code, "kind": kind, "item": str(entry.get("item_id")),
-                            "trace": _text(entry.get("trace_id")), "time": _int(record.get("oper_time")), "record": r,
-                            "position": i if position is None else position, "claims": claims, "scene": None})
-    else:
-        code = _int(body.get("action_type"))
-        kind = "exposure" if code == domain.DM_EXPOSURE else "click" if code == domain.DM_CLICK else "other"
-        scene = _text(body.get("scene_id"))
-        claims = [("scene_id", scene)] if scene and body.get("source") == "tx" else []
-        for i, item in enumerate(split(body.get("item_id"), ";")):
-            out.append({"uid": str(body.get("uid")), "action": str(code), "kind": kind, "item": item,
-                        "trace": _text(body.get("trace_id")), "time": _int(body.get("action_time")), "record": 0,
-                        "position": i, "claims": claims, "scene": scene})
-    return out
+def _actions_of(e) -> list:
+    """The (action, item) pairs of an accepted action report, as the dialect reads them."""
+    return DIALECTS[e["dialect"]].reported_actions(e["body"], None)  # an action's time stays unknown when not sent
 
 
 def _exposure_order(e, key: tuple, actions: list, answers: dict, found) -> None:
     """An exposure record listing several items of the last answer to that user in another order (by position)."""
     records: dict = defaultdict(list)
     for a in actions:
-        if a["kind"] == "exposure":
-            records[a["record"]].append(a)
+        if a.kind == "exposure":
+            records[a.record].append(a)
     for shown in records.values():
-        answer = answers.get((key, shown[0]["uid"]))
+        answer = answers.get((key, shown[0].uid))
         if not answer:
             continue
         rank: dict = {}
         for i, item in enumerate(answer):
             rank.setdefault(item, i)
-        order = [a["item"] for a in sorted(shown, key=lambda a: a["position"]) if a["item"] in rank]
+        order = [a.item for a in sorted(shown, key=lambda a: a.position) if a.item in rank]
         expected = sorted(order, key=rank.__getitem__)
         if len(order) >= 2 and order != expected:
-            found("exposure-order-differs").add(e["seq"], f"{shown[0]['uid']}: shown {order[:5]}, answered {expected[:5]}")
+            found("exposure-order-differs").add(e["seq"], f"{shown[0].uid}: shown {order[:5]}, answered {expected[:5]}")
 
 
 # -- requests ----------------------------------------------------------------------------------
@@ -403,19 +366,19 @@ def _requests(journal, store: Store, found) -> None:
     cold, total, first_cold = 0, 0, None
     for e, actions in journal:
         if actions is not None:
-            known |= {(tuple(e["partition"]), a["uid"]) for a in actions}
+            known |= {(tuple(e["partition"]), a.uid) for a in actions}
             continue
         if not _is_request(e):
             continue
-        body, key, uid = e["body"], tuple(e["partition"]), _request_uid(e)
+        adapter, key, uid = DIALECTS[e["dialect"]], tuple(e["partition"]), _request_uid(e)
         total += 1
         if not uid or (key, uid) not in known:
             cold += 1
             first_cold = e["seq"] if first_cold is None else first_cold
         if uid:
             askers.setdefault((key, uid), [e["seq"], 0])[1] += 1
-        num = _int(body.get("request_num"))
-        if e["dialect"] == "dm" and num is not None and num > domain.DM_MAX_REQUEST_NUM:
+        num = adapter.beyond_limit(e["body"])
+        if num is not None:
             found("request-num-over-200").add(e["seq"], f"request_num {num}")
         part = store.peek(key)
         for pool in _request_pools(e):
@@ -433,19 +396,15 @@ def _requests(journal, store: Store, found) -> None:
 
 def _preloaded_users(store: Store, journal) -> set:
     """Users the store holds more actions of than the journal shows: they were known before it started."""
-    journaled = Counter((tuple(e["partition"]), a["uid"]) for e, actions in journal if actions for a in actions)
+    journaled = Counter((tuple(e["partition"]), a.uid) for e, actions in journal if actions for a in actions)
     return {(key, uid) for key, part in store.partitions.items() for uid, user in part.users.items()
             if user.actions > journaled[(key, uid)]}
 
 
 def _request_pools(e) -> list:
-    """The pools a request asks from; none when a cre query brings its own items to rank (pool_id is then ignored)."""
-    body = e["body"]
-    if e["dialect"] == "cre":
-        if isinstance(body.get("pool"), dict) and isinstance(body["pool"].get("items"), list):
-            return []
-        return split(body.get("pool_id"), ",，") or [domain.GLOBAL_POOL]
-    return split(body.get("pool_id"), ";") or [domain.GLOBAL_POOL]
+    """The pools a request asks from; none when it brings its own items to rank (pool_id is then ignored)."""
+    req = DIALECTS[e["dialect"]].rec_request(e["body"])
+    return [] if req.items is not None else req.pools
 
 
 # -- scores and charts ---------------------------------------------------------------------------
@@ -478,10 +437,10 @@ def _charts(journal, store: Store) -> dict:
     clicked: Counter = Counter()
     for e, actions in journal:
         for a in actions or ():
-            if a["time"] is not None:
-                per_hour[a["time"] // 3600 * 3600][a["kind"]] += 1
-            if a["kind"] in ("exposure", "click"):
-                (shown if a["kind"] == "exposure" else clicked)[(tuple(e["partition"]), a["item"])] += 1
+            if a.time is not None:
+                per_hour[a.time // 3600 * 3600][a.kind] += 1
+            if a.kind in ("exposure", "click"):
+                (shown if a.kind == "exposure" else clicked)[(tuple(e["partition"]), a.item)] += 1
     ctr: dict = {}
     for key, part in store.partitions.items():
         for pool in part.pool_names():
@@ -497,15 +456,3 @@ def _charts(journal, store: Store) -> dict:
 
 def _plural(n: int, noun: str) -> str:
     return f"{n} {noun}{'s' * (n != 1)}"
-
-
-def _int(value):
-    try:
-        return int(str(value)) if value is not None and not isinstance(value, bool) else None
-    except ValueError:
-        return None
-
-
-def _text(value) -> str | None:
-    """A trace or scene id as text; None when absent or empty."""
-    return None if value is None or value == "" or isinstance(value, (dict, list, bool)) else str(value)

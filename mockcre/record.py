@@ -30,21 +30,10 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from mockcre.dialects import DIALECTS
+from mockcre.dialects.base import SECRET_FIELDS
 from mockcre.scenarios.matching import as_text, parse_path
 
-#: Fields that identify a request, per (dialect, kind). Absent ones are matched as absent.
-IDENTIFYING = {
-    ("cre", "item"): ("data_type", "data[0].item_id"),
-    ("cre", "action"): ("data_type", "data[0].uid", "data[0].action_id", "data[0].item_action[0].item_id"),
-    ("cre", "query"): ("user_id", "scn_id", "pool_id", "request_num"),
-    ("dm", "item"): ("data_type", "item_id"),
-    ("dm", "action"): ("data_type", "uid", "action_type", "item_id"),
-    ("dm", "recommend"): ("uid", "scene_id", "pool_id", "service_type", "request_num", "cid"),
-}
-#: Request fields whose value a reply may echo: replaced by a template of the field.
-ECHOED = ("seq_no", "request_id", "item_time", "expire_time", "action_time", "oper_time",
-          "data[0].item_time", "data[0].expire_time", "data[0].oper_time")
-SECRETS = ("token", "MD5")
 MIN_SECRET = 6  # a shorter "secret" would match too much of a reply to replace it safely
 MAX_EXCHANGES = 10_000
 JSON_TYPES = ("application/json",)
@@ -198,8 +187,9 @@ def _dump(data) -> str:
 
 
 def identifying_match(ex: Observed) -> dict:
+    """The request's identifying fields (:attr:`Dialect.identifying`); absent ones are matched as absent."""
     match = {}
-    for path in IDENTIFYING.get((ex.dialect, ex.kind), ()):
+    for path in DIALECTS[ex.dialect].identifying.get(ex.kind, ()):
         found = _at(ex.body, path)
         if not found:
             match[path] = {"present": False}
@@ -223,22 +213,22 @@ def _at(body, path: str) -> list:
 
 
 def answer(ex: Observed) -> dict:
-    reply = templated(ex.reply, ex.body)
+    reply = templated(ex.reply, ex.body, DIALECTS[ex.dialect].echoed)
     then = {"status": ex.status, "body": reply}
     if ex.content_type and ex.content_type.split(";")[0].strip().lower() not in JSON_TYPES:
         then["headers"] = {"Content-Type": ex.content_type}
     return then
 
 
-def templated(reply, body):
-    """``reply`` with the request's echoed values (exact) and secrets (anywhere in a string) as templates."""
+def templated(reply, body, echoed: tuple):
+    """``reply`` with the request's ``echoed`` values (exact) and secrets (anywhere in a string) as templates."""
     exact = {}
-    for path in ECHOED:
+    for path in echoed:
         found = _at(body, path)
         if found and isinstance(found[0], str) and found[0]:
             exact.setdefault(found[0], path)
     secrets = {}
-    for field in SECRETS:
+    for field in SECRET_FIELDS:
         value = body.get(field) if isinstance(body, dict) else None
         if isinstance(value, str) and len(value) >= MIN_SECRET:
             secrets[value] = field

@@ -19,6 +19,7 @@ from typing import Callable
 from werkzeug.serving import WSGIRequestHandler
 
 from mockcre import __version__, memory
+from mockcre.domain import PATHS
 from mockcre.text import plural
 
 # granian's WSGI threads (started as needed). A request holds one while its body arrives, and granian
@@ -34,16 +35,10 @@ GIL_SWITCH_SECONDS = 0.00075
 
 EXIT_CANNOT_START = 2  # a flag, a scenario, the port: every reason serve and proxy cannot start (docs: exit codes)
 
-ENDPOINT_LINES = (
-    ("cre item/action upload", "/upload"),
-    ("cre test upload", "/cre_test_upload"),
-    ("cre recommendation query", "/query"),
-    ("cre test query", "/test-query"),
-    ("dm item/action report", "/dm/data"),
-    ("dm recommendation", "/dm/service"),
-    ("dm real-host root (by Host)", "/"),
-    ("admin", "/__admin/"),
-)
+_TITLES = {"cre.upload": "cre item/action upload", "cre.test_upload": "cre test upload", "cre.query": "cre recommendation query",
+           "cre.test_query": "cre test query", "dm.data": "dm item/action report", "dm.service": "dm recommendation",
+           "dm.root": "dm real-host root (by Host)"}
+ENDPOINT_LINES = (*((_TITLES[endpoint], path) for path, endpoint in PATHS.items()), ("admin", "/__admin/"))
 
 
 def is_loopback(host: str) -> bool:

@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import itertools
 import json
@@ -22,7 +21,8 @@ from mockcre.contracts import ERROR, WARNING, Violation, check, has_errors, json
 from mockcre.contracts.violations import describe_value
 from mockcre.dialects import DIALECTS
 from mockcre.dialects.base import WrongKind
-from mockcre.journal import Journal, masked_body, masked_headers
+from mockcre.dialects.base import masked_body
+from mockcre.journal import Journal, masked_headers
 from mockcre.persist import StateFile
 from mockcre.recommend import rank
 from mockcre.scenarios import Decision, ScenarioEngine
@@ -115,7 +115,7 @@ def judge(endpoint: str, raw: bytes, headers: dict, host: str, config: Config, *
         return j
     denied = adapter.check_auth(accounts, body)
     if denied:
-        j.violations.append(Violation("/MD5" if adapter.name == "dm" else "/token", denied, ERROR, "auth"))
+        j.violations.append(Violation("/" + adapter.auth_field, denied, ERROR, "auth"))
         return j
     j.partition = adapter.partition_key(route, body)
     return j
@@ -224,11 +224,7 @@ class Service:
                 return adapter.accepted(j.body)
             part = store.peek(j.partition)
             req = adapter.rec_request(j.body)
-            if adapter.name == "dm":
-                return adapter.recommended(j.body, req, rank(part, req, now))
-            pools = adapter.rec_pools(req, j.body)
-            rankings = {pool: rank(part, req if req.items is not None else dataclasses.replace(req, pools=[pool]), now)
-                        for pool in pools}
+            rankings = {pool: rank(part, wanted, now) for pool, wanted in adapter.rankings_wanted(req, j.body).items()}
         return adapter.recommended(j.body, req, rankings, self.next_trace_id())
 
     def _restore(self) -> None:

@@ -32,9 +32,9 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from mockcre.auth import dm_signature
 from mockcre.contracts.schema_check import registry as schema_registry
 from mockcre.contracts.violations import display_path, pointer
+from mockcre.dialects import DIALECTS
 from mockcre.domain import (CRE_DEFAULT_TTL, DAY, DM_DEFAULT_TTL, DM_DEFAULT_UID_TYPE, GLOBAL_POOL, REQUEST_KINDS,
                             RESPONSE_KINDS)
 from mockcre.resources import load_schema
@@ -558,12 +558,7 @@ def requests(dialect: str, kind: str, valid: bool = True, account=None) -> st.Se
 
 def sign(dialect: str, body: dict, account) -> dict:
     """``body`` as ``account`` sends it (see ``requests``); no account leaves it as it is."""
-    if account is None:
-        return body
-    if dialect == "cre":
-        return {**body, "token": account}
-    bid, token = account
-    return {**body, "bid": bid, "MD5": dm_signature(bid, str(body.get("request_id", "")), token)}
+    return body if account is None else DIALECTS[dialect].signed(body, account)
 
 
 @cache
@@ -799,7 +794,7 @@ def mutations(dialect: str, kind: str, account=None) -> st.SearchStrategy[tuple[
         for found in _sites(body, schema, resolver):
             by_kind.setdefault(found.kind, []).append(found)
         if account is not None:
-            by_kind["signature"] = [_Site(("MD5",) if dialect == "dm" else ("token",), "signature", {})]
+            by_kind["signature"] = [_Site((DIALECTS[dialect].auth_field,), "signature", {})]
         # The kind first, then the place: otherwise wrong-type defects, possible everywhere, crowd out the rest.
         site = draw(st.sampled_from(by_kind[draw(st.sampled_from(sorted(by_kind, key=_MUTATION_KINDS.index)))]))
         where, field = pointer(site.parts), display_path(site.parts)

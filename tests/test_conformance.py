@@ -17,6 +17,7 @@ from mockcre import create_app, strategies
 from mockcre.auth import Accounts
 from mockcre.conformance import Run, Target
 from mockcre.contracts import validate
+from mockcre.dialects import DIALECTS
 from mockcre.server import ThreadedServer
 from mockcre.service import Judgement
 from mockcre.store import Item
@@ -165,7 +166,7 @@ def test_signed_requests_pass_the_account_check():
     @settings(max_examples=30, database=None, deadline=None, suppress_health_check=list(HealthCheck))
     @given(strategies.requests("dm", "recommend", account=("b9", "tok")), strategies.requests("cre", "query", account="T1"))
     def check(dm_body, cre_body):
-        assert accounts.check_dm(dm_body) is None and accounts.check_cre(cre_body) is None
+        assert DIALECTS["dm"].check_auth(accounts, dm_body) is None and DIALECTS["cre"].check_auth(accounts, cre_body) is None
 
     check()
     assert json.dumps(strategies.sign("dm", {"request_id": "r"}, ("b", "t")))  # plain dicts, ready to send

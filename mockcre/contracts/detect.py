@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from mockcre.dialects.base import data_kind
 from mockcre.domain import REQUEST_KINDS, RESPONSE_KINDS
 
 from .violations import describe_value
@@ -9,7 +10,6 @@ from .violations import describe_value
 _CRE_QUERY_KEYS = {"proj_id", "scn_id", "user_id"}
 _CRE_UPLOAD_KEYS = {"version", "data"}
 _DM_KEYS = {"bid", "MD5", "request_id", "scene_id", "service_type"}
-_DATA_TYPES = {"1": "item", "2": "action"}
 
 
 class Undetected(ValueError):
@@ -43,11 +43,10 @@ def detect(body, dialect: str | None = None) -> tuple[str, str]:
 
 
 def _upload_kind(body, what: str) -> str:
-    data_type = body.get("data_type")
-    kind = _DATA_TYPES.get(str(data_type)) if isinstance(data_type, (str, int)) and not isinstance(data_type, bool) else None
+    kind = data_kind(body)
     if kind is None:
         raise Undetected(f"data_type: a {what} needs data_type 1 (item) or 2 (action); "
-                         + ("it is missing" if "data_type" not in body else f"got {data_type!r}"), "/data_type")
+                         + ("it is missing" if "data_type" not in body else f"got {body['data_type']!r}"), "/data_type")
     return kind
 
 

@@ -27,6 +27,7 @@ import jsonschema_rs
 from jsonschema import Draft202012Validator, ValidationError, validators
 from referencing import Registry, Resource
 
+from mockcre.dialects.base import SECRET_FIELDS
 from mockcre.resources import load_schema, schema_names
 
 from .violations import ERROR, WARNING, Violation, describe_value, display_path, json_type, pointer
@@ -126,11 +127,9 @@ def _explain(errs, strict: bool):
         yield from _explain_value(value_errs, schema, instance, parts, strict)
 
 
-_SECRETS = {"MD5", "token"}  # never quoted back, even when malformed (a base64 MD5 is still the signature)
-
-
 def _received(parts, instance) -> str:
-    return "a value not shown here (it is a credential)" if parts and parts[-1] in _SECRETS else describe_value(instance)
+    """A credential is never quoted back, even malformed (a base64 MD5 is still the signature)."""
+    return "a value not shown here (it is a credential)" if parts and parts[-1] in SECRET_FIELDS else describe_value(instance)
 
 
 def _explain_value(errs, schema, instance, parts, strict) -> list[Violation]:

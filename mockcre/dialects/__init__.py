@@ -5,6 +5,8 @@ from __future__ import annotations
 from . import cre, dm
 
 DIALECTS = {"cre": cre.DIALECT, "dm": dm.DIALECT}
+#: Where any dialect's body nests records, outermost first (see :mod:`mockcre.scenarios.matching`).
+RECORD_PATHS = tuple(path for adapter in DIALECTS.values() for path in adapter.record_paths)
 
 
 def for_endpoint(endpoint: str):

@@ -10,10 +10,11 @@ import re
 
 from mockcre.contracts import ERROR, check
 from mockcre.dialects import DIALECTS
+from mockcre.domain import DATA_TYPES
 
 _PARTITIONS = {"cre": ("cre", "prod"), "cre_test": ("cre", "test")}
 _DM_DEFAULTS = {"MD5": "0" * 32, "request_id": "1700000000000_000"}
-_DATA_TYPE = {"item": 1, "action": 2}
+_DATA_TYPE = {kind: int(code) for code, kind in DATA_TYPES.items()}
 
 
 def partition_key(name: str) -> tuple:

@@ -1,17 +1,20 @@
 """Field paths, value matchers and ``{{ request.x }}`` templates of scenario rules.
 
 A path is dotted with ``[*]`` (every element) or ``[n]``: ``data[*].uid``. A path that finds
-nothing at the top of the body is also tried in each record of a cre upload (``data[*]``) and
-each of their ``item_action`` entries, so ``uid`` matches a dm action and a cre upload alike.
+nothing at the top of the body is also tried inside the records a dialect nests
+(:data:`mockcre.dialects.RECORD_PATHS`: a cre upload's ``data[*]`` and their ``item_action``
+entries), so ``uid`` matches a dm action and a cre upload alike.
 Values are compared as text, because the dialects disagree on types (``1`` matches ``"1"``).
 """
 
 from __future__ import annotations
 
 import json
-import math
 import re
 from functools import lru_cache
+
+from mockcre.dialects import RECORD_PATHS
+from mockcre.dialects.base import number
 
 _SEGMENT = re.compile(r"([^.\[\]]+)|\[(\*|\d+)\]")
 _TEMPLATE = re.compile(r"\{\{\s*request\.([A-Za-z0-9_.\[\]*]+)\s*\}\}")
@@ -46,11 +49,10 @@ def values(body, path: str) -> list:
     """Every value at ``path`` in ``body`` (see the module docstring for where it looks)."""
     parts = parse_path(path)
     found = list(_walk(body, parts))
-    if found or not isinstance(body, dict) or not isinstance(body.get("data"), list):
-        return found
-    found = list(_walk(body, ("data", "*") + parts))
-    if not found and parts and parts[0] != "item_action":
-        found = list(_walk(body, ("data", "*", "item_action", "*") + parts))
+    for records in RECORD_PATHS:
+        if found or not isinstance(body, dict):
+            break
+        found = list(_walk(body, parse_path(records) + parts))
     return found
 
 
@@ -62,14 +64,6 @@ def as_text(value) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return json.dumps(value, ensure_ascii=False) if isinstance(value, (dict, list)) else str(value)
-
-
-def _number(value):
-    try:
-        number = float(value) if not isinstance(value, bool) else math.nan
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
 
 
 _COMPARISONS = {"gt": lambda a, b: a > b, "gte": lambda a, b: a >= b, "lt": lambda a, b: a < b, "lte": lambda a, b: a <= b}
@@ -91,8 +85,8 @@ def _one(value, spec) -> bool:
         if op == "in" and as_text(value) not in {as_text(e) for e in expected}:
             return False
         if op in _COMPARISONS:
-            number = _number(value)
-            if number is None or not _COMPARISONS[op](number, expected):
+            amount = number(value, None)
+            if amount is None or not _COMPARISONS[op](amount, expected):
                 return False
     return True
 
