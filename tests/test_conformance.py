@@ -125,9 +125,6 @@ def test_cli_report_exit_codes_and_junit(server, tmp_path):
     assert done.stdout.strip().endswith("7 checks: 7 passed, 0 failed")
     suite = ET.parse(junit).getroot().find("testsuite")
     assert suite.get("tests") == "7" and suite.get("failures") == "0"
-    refused = subprocess.run([sys.executable, "-m", "mockcre", "conformance", "--target", "http://127.0.0.1:9",
-                              "--dialect", "dm", "--max-examples", "2", "--shrink-seconds", "1"], capture_output=True, text=True, timeout=120)
-    assert refused.returncode == 1 and "no answer:" in refused.stdout
 
 
 # -- the strategies integrators use ------------------------------------------------------------------
