@@ -82,13 +82,13 @@ class MockcreServer:
             from mockcre.app import create_app
             from mockcre.server import ThreadedServer
 
-            app = create_app({"strict": self.strict, **self.config})
-            sock, self._sock = self._sock, None
-            self.server = ThreadedServer(app, sock=sock).start()
             try:
+                app = create_app({"strict": self.strict, **self.config})
+                self.server = ThreadedServer(app, sock=self._sock).start()
+                self._sock = None  # the server has it now
                 self.begin_test()
             except BaseException:
-                self.stop()
+                self.stop()  # a half-started server must not keep its port or thread
                 raise
         return self
 
