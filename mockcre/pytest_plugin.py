@@ -43,7 +43,8 @@ class _Session:
         return self.server
 
     def add(self, tally: dict) -> None:
-        self.tally = self.tally or {}
+        if self.tally is None:
+            self.tally = {}
         for endpoint, counts in tally.items():
             mine = self.tally.setdefault(endpoint, dict.fromkeys(counts, 0))
             for key, value in counts.items():

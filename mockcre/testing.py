@@ -59,7 +59,7 @@ class MockcreServer:
         self.allow_violations = allow_violations
         self.scenario_dirs = [Path(d) for d in scenario_dirs]
         self.base_dir = Path.cwd()  # relative scenario names are looked up here first (pytest: the test's folder)
-        self.config = config
+        self.app_config = config  # create_app keywords
         self.server = None  # the mockcre.server.ThreadedServer, once started
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.bind(("127.0.0.1", 0))
@@ -83,7 +83,7 @@ class MockcreServer:
             from mockcre.server import ThreadedServer
 
             try:
-                app = create_app({"strict": self.strict, **self.config})
+                app = create_app({"strict": self.strict, **self.app_config})
                 self.server = ThreadedServer(app, sock=self._sock).start()
                 self._sock = None  # the server has it now
                 self.begin_test()
