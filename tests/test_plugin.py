@@ -14,6 +14,7 @@ import requests  # noqa: F401
 import mockcre.admin  # noqa: F401
 import mockcre.app  # noqa: F401
 from mockcre import __version__
+from mockcre.testing import MockcreServer
 
 # The modules above are imported once here: pytester's in-process runs then find them loaded
 # instead of importing (and assertion-rewriting) them again for every run.
@@ -349,7 +350,8 @@ def test_reset_of_an_empty_server_takes_under_2_ms(mockcre):
 
 def test_the_fixture_in_our_own_suite(mockcre, mockcre_server):
     """The plugin is installed here too: the same handle, on the session's server."""
-    assert mockcre.url == mockcre_server.url and mockcre.url.startswith("http://127.0.0.1:")
+    assert isinstance(mockcre, MockcreServer) and mockcre is mockcre_server
+    assert mockcre.url.startswith("http://127.0.0.1:")
     assert mockcre.journal == []
     with pytest.raises(FileNotFoundError, match="no scenario 'no-such-scenario'"):
         mockcre.load_scenario("no-such-scenario")

@@ -1,0 +1,544 @@
+"""A mockcre server for any test framework, or none: ``with MockcreServer(scenario="shop") as mock:``.
+
+It runs the app in a background thread on a free 127.0.0.1 port and asks questions of what it
+received: the ``mockcre`` pytest fixture is this class with a few fixtures around it (one server
+per pytest process, :meth:`MockcreServer.begin_test` before each test), as pytest-httpserver's is
+its ``HTTPServer``. Anywhere else::
+
+    with MockcreServer(scenario="shop") as mock:
+        my_client.upload(base_url=mock.url, ...)           # the code under test, over real HTTP
+        mock.assert_called("cre.upload", item_id="a1")
+    # leaving the block stops the server and fails on any contract-breaking request it received
+
+Importing this module stays cheap (Flask and the contracts load in :meth:`MockcreServer.start`),
+because the pytest plugin imports it in every pytest session where mockcre is installed.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import socket
+from pathlib import Path
+
+from mockcre import __version__
+
+META_FIELDS = ("kind", "dialect", "partition", "seq")
+CLOSEST_SHOWN = 3  # near misses spelled out by assert_called
+LISTED_SHOWN = 10  # requests listed in a failure message
+SCENARIO_SUFFIXES = ("", ".yaml", ".yml", ".json")
+
+
+class ScenarioLoadError(Exception):
+    """A scenario given to :class:`MockcreServer` or :meth:`~MockcreServer.begin_test` was not found or not valid."""
+
+    def __init__(self, source, reason: str):
+        super().__init__(f"scenario {source!r}: {reason}")
+        self.source, self.reason = source, reason
+
+
+class MockcreServer:
+    """A real mockcre server on 127.0.0.1 and what a test asks of it.
+
+    ``scenario``: one or a list of scenarios (see :meth:`load_scenario`) loaded at start and by every
+    :meth:`begin_test`. ``strict``: the strict contract. ``allow_violations``: leaving the ``with``
+    block does not fail on contract-breaking requests. ``scenario_dirs``: folders where scenario
+    names are looked up after :attr:`base_dir`. Other keywords are :func:`mockcre.create_app` config
+    (``seed``, ``accounts``, ``clock``…).
+
+    The port is bound here, so :attr:`url` is known before :meth:`start` (the pytest header names
+    it); a stopped server does not start again.
+    """
+
+    def __init__(self, scenario=None, strict: bool = False, tls: bool = False, *, allow_violations: bool = False,
+                 scenario_dirs=(), **config):
+        if tls:
+            raise ValueError("tls=True needs TLS in mockcre.server, which is not there yet; use tls=False")
+        self.scenario = _as_list(scenario)
+        self.strict = bool(strict)
+        self.allow_violations = allow_violations
+        self.scenario_dirs = [Path(d) for d in scenario_dirs]
+        self.base_dir = Path.cwd()  # relative scenario names are looked up here first (pytest: the test's folder)
+        self.app_config = config  # create_app keywords
+        self.server = None  # the mockcre.server.ThreadedServer, once started
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(128)
+        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
+        self._stopped = False
+        self._earlier: list[dict] = []  # entries of this test that a reset() dropped: still checked at the end
+        self._tally: dict[str, dict] = {}
+        self._counted = 0  # journal seq counted into the tally so far
+        self._loaded_key = None  # the scenario files begin_test loaded last, to keep them loaded (see there)
+        self._loaded_names = None
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def start(self) -> "MockcreServer":
+        """Serve in a background thread and load :attr:`scenario`; returns self. A second call does nothing."""
+        if self._stopped:
+            raise RuntimeError(f"{self!r} was stopped; make a new MockcreServer")
+        if self.server is None:
+            from mockcre.app import create_app
+            from mockcre.server import ThreadedServer
+
+            try:
+                app = create_app({"strict": self.strict, **self.app_config})
+                self.server = ThreadedServer(app, sock=self._sock).start()
+                self._sock = None  # the server has it now
+                self.begin_test()
+            except BaseException:
+                self.stop()  # a half-started server must not keep its port or thread
+                raise
+        return self
+
+    def stop(self) -> None:
+        """Stop serving (what was received stays readable). Safe to call twice, or before :meth:`start`."""
+        if self._stopped:
+            return
+        self._stopped = True
+        if self.server is not None:
+            self._count_new()
+            self.server.stop()
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+    def __enter__(self) -> "MockcreServer":
+        return self.start()
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        __tracebackhide__ = True
+        self.stop()
+        if exc_type is None and not self.allow_violations:
+            self.assert_no_violations()
+
+    def begin_test(self, scenario=None, strict=None) -> None:
+        """A fresh start for the next test on a long-lived server: store, journal, scenario states and the
+        record of violations emptied; ``strict`` and ``scenario`` (default: this server's) in force.
+
+        The same scenario files as the previous call, unchanged and alone, stay loaded and are only
+        reset (states, counters, fixtures re-applied): milliseconds instead of parsing them again.
+        Raises :class:`ScenarioLoadError`."""
+        self._count_new()
+        self._earlier = []
+        self.service.config.strict = self.strict if strict is None else bool(strict)
+        wanted = self.scenario if scenario is None else _as_list(scenario)
+        sources = []
+        for source in wanted:
+            try:
+                sources.append(source if isinstance(source, dict) or _is_text(source) else self.find_scenario(source))
+            except FileNotFoundError as exc:
+                raise ScenarioLoadError(source, str(exc)) from exc
+        key = _files_key(sources)
+        if key is not None and key == self._loaded_key and self._scenario_names() == self._loaded_names:
+            self.service.reset()
+            return
+        self.service.reset(scenarios=True)
+        self._loaded_key = self._loaded_names = None
+        names = []
+        for original, source in zip(wanted, sources):
+            try:
+                names.append(self._load(source))
+            except (OSError, ValueError) as exc:  # ScenarioError is a ValueError
+                raise ScenarioLoadError(original, _explain(exc)) from exc
+        self._loaded_key, self._loaded_names = key, names
+
+    # -- reading -------------------------------------------------------------------------------
+
+    @property
+    def service(self):
+        """The :class:`mockcre.service.Service` behind the app."""
+        return self._started().service
+
+    @property
+    def app(self):
+        """The Flask app."""
+        return self._started().app
+
+    def _started(self):
+        if self.server is None:
+            raise RuntimeError(f"{self!r}: use `with MockcreServer(...)` or start() first")
+        return self.server
+
+    @property
+    def journal(self) -> list[dict]:
+        """Every request received since the test began (or since ``reset()``), oldest first."""
+        return self.service.journal.query()
+
+    def requests(self, endpoint=None, **filters) -> list[dict]:
+        """Journal entries, filtered: ``endpoint`` (name like ``cre.query`` or path like ``/query``), and
+        ``user``, ``item``, ``kind``, ``dialect``, ``has_violations``, ``has_errors``, ``since``, ``until``."""
+        names = None if endpoint in (None, "any", "*") else _endpoint_names(endpoint)
+        return self.service.journal.query(names, **filters)
+
+    def state(self, **filters) -> dict:
+        """The store as ``GET /__admin/state`` shows it, unpaginated: every item, pool, user and action.
+
+        Filters: ``partition=("cre", "prod")`` (or ``"cre:prod"``), ``pool``, ``user``, ``item``."""
+        from mockcre.admin import snapshot
+
+        if isinstance(filters.get("partition"), str):
+            filters["partition"] = tuple(filters["partition"].split(":", 1))
+        filters.setdefault("limit", None)
+        filters.setdefault("actions", None)
+        return snapshot(self.service, **filters)
+
+    def violations(self, warnings: bool = False) -> list[tuple[dict, dict]]:
+        """(entry, violation) pairs of this test's requests, reset() or not: errors, and warnings too when asked."""
+        out = []
+        for entry in self._earlier + self.journal:
+            for v in entry.get("violations") or ():
+                if warnings or v.get("severity") == "error":
+                    out.append((entry, v))
+        return out
+
+    @property
+    def tally(self) -> dict[str, dict]:
+        """endpoint -> ``requests``, ``with_violations``, ``errors``, ``warnings`` over the server's whole life."""
+        self._count_new()
+        return self._tally
+
+    def _count_new(self) -> None:
+        """Add the journal entries not counted yet to the tally: before anything empties the journal."""
+        if self.server is None:
+            return
+        for entry in self.service.journal.query(after_seq=self._counted):
+            self._counted = max(self._counted, entry["seq"])
+            counts = self._tally.setdefault(entry.get("endpoint") or "?", {
+                "requests": 0, "with_violations": 0, "errors": 0, "warnings": 0})
+            violations = entry.get("violations") or ()
+            counts["requests"] += 1
+            counts["with_violations"] += bool(violations)
+            counts["errors"] += sum(v.get("severity") == "error" for v in violations)
+            counts["warnings"] += sum(v.get("severity") != "error" for v in violations)
+
+    # -- steering ------------------------------------------------------------------------------
+
+    def reset(self, scenarios: bool = False) -> None:
+        """Empty store and journal and restart scenario states (``scenarios=True``: unload them too).
+
+        Violations already received still count for :meth:`violations` until the next :meth:`begin_test`."""
+        self._count_new()
+        self._earlier += self.journal
+        if scenarios:
+            self._loaded_key = None
+        self.service.reset(scenarios=scenarios)
+
+    def load_scenario(self, source) -> str:
+        """Load a scenario; returns its name.
+
+        ``source``: a mapping; YAML text; or a file: an absolute path, a path relative to :attr:`base_dir`
+        (pytest: the test file's folder) or to one of :attr:`scenario_dirs`, or the bare name of a
+        bundled scenario (``"shop"`` or ``"shop.yaml"``)."""
+        self._loaded_key = None  # the next begin_test starts from a clean slate
+        if isinstance(source, dict) or _is_text(source):
+            return self._load(source)
+        return self._load(self.find_scenario(source))
+
+    def _load(self, source) -> str:
+        if isinstance(source, Path):
+            return self.service.scenarios.load(source)
+        return self.service.scenarios.load(source, base_dir=self.base_dir)
+
+    def _scenario_names(self) -> list:
+        return [d.get("name") for d in self.service.scenarios.describe()]
+
+    def find_scenario(self, name) -> Path:
+        """The scenario file ``name`` refers to (see :meth:`load_scenario`); FileNotFoundError lists where it looked."""
+        ref = Path(name)
+        if ref.is_absolute():
+            folders = [None]
+        else:
+            folders = [self.base_dir, *self.scenario_dirs]
+            if len(ref.parts) == 1:
+                from mockcre.resources import scenarios_dir
+
+                folders.append(scenarios_dir())
+        tried = []
+        for folder in folders:
+            base = ref if folder is None else folder / ref
+            for suffix in SCENARIO_SUFFIXES if not ref.suffix else ("",):
+                candidate = base.with_name(base.name + suffix)
+                if candidate.is_file():
+                    return candidate
+            tried.append(str(base))
+        where = "\n  ".join(tried)
+        raise FileNotFoundError(f"no scenario {str(name)!r}; looked in (with .yaml/.yml/.json when no suffix):\n  {where}")
+
+    # -- assertions ----------------------------------------------------------------------------
+
+    def assert_called(self, endpoint, times: int | None = None, **fields) -> list[dict]:
+        """Assert that requests to ``endpoint`` with ``fields`` arrived: at least once, or exactly ``times``.
+
+        ``endpoint``: a name (``cre.upload``, ``dm.service``…), a path (``/upload``) or ``"any"``.
+        ``fields``: ``user=``, ``item=`` (any user/item id the body names), ``kind=``, ``dialect=``,
+        ``code=`` (the reply's code), or a body field (see :func:`field_values`); ``a__b`` reaches into
+        ``a.b``. A value matches when equal (``"1"`` and ``1`` count as equal), when a compiled regex
+        matches, or when a callable returns true. Returns the matching entries. On failure the message
+        shows the closest requests side by side with what was expected."""
+        __tracebackhide__ = True
+        names = None if endpoint in (None, "any", "*") else _endpoint_names(endpoint)
+        entries = self.journal
+        matched = [e for e in entries if not _differences(e, names, fields)]
+        if (len(matched) >= 1) if times is None else (len(matched) == times):
+            return matched
+        raise AssertionError(_near_miss(endpoint, names, times, fields, entries, matched, self.url))
+
+    def assert_no_violations(self, warnings: bool = False) -> None:
+        """Assert that no request of this test broke the contract (``warnings=True``: nor drew a warning)."""
+        __tracebackhide__ = True
+        found = self.violations(warnings=warnings)
+        if found:
+            entries = list({id(e): e for e, _ in found}.values())
+            raise AssertionError(_violations_report(entries, warnings=warnings))
+
+    def __repr__(self) -> str:
+        if self.server is None:
+            return f"<mockcre {self.url}: {'stopped' if self._stopped else 'not started'}>"
+        return f"<mockcre {self.url}: {len(self.service.journal)} requests>"
+
+
+def tally_lines(tally: dict[str, dict]) -> list[str]:
+    """:attr:`MockcreServer.tally` as a few lines of text: totals, then a table by endpoint."""
+    total, flawed, errors, warnings = (sum(c[key] for c in tally.values())
+                                       for key in ("requests", "with_violations", "errors", "warnings"))
+    lines = [f"mockcre {__version__}: {total} request{'s' * (total != 1)} received, {flawed} with violations "
+             f"({errors} error{'s' * (errors != 1)}, {warnings} warning{'s' * (warnings != 1)})"]
+    if tally:
+        width = max(len("endpoint"), *(len(name) for name in tally))
+        lines.append(f"  {'endpoint':<{width}}  requests  with violations  errors  warnings")
+        for name in sorted(tally):
+            c = tally[name]
+            lines.append(f"  {name:<{width}}  {c['requests']:>8}  {c['with_violations']:>15}  {c['errors']:>6}  "
+                         f"{c['warnings']:>8}")
+    return lines
+
+
+# -- where a request's fields are ----------------------------------------------------------------
+
+
+def field_values(entry: dict, field: str) -> list:
+    """Every value of ``field`` in a journal entry: what ``assert_called(**fields)`` compares.
+
+    Meta fields (``kind``, ``dialect``…), ``user``/``item`` (the ids the body names), ``code`` (the
+    reply's), else body fields: at the top of the body, in each record of ``data`` (cre batches) and in
+    each record's ``item_action``; ``a__b`` reaches into ``a.b``. The one place that knows where the
+    dialects put their fields."""
+    if field in ("user", "users"):
+        return list(entry.get("users") or ())
+    if field in ("item", "items"):
+        return list(entry.get("items") or ())
+    if field in META_FIELDS:
+        return [entry.get(field)]
+    if field == "code":
+        reply = entry.get("reply")
+        return [reply.get("code")] if isinstance(reply, dict) else []
+    body = entry.get("body")
+    parts = field.split("__")
+    found = list(_walk(body, parts))
+    data = body.get("data") if isinstance(body, dict) else None
+    if isinstance(data, list):
+        found += [v for record in data for v in _walk(record, parts)]
+        found += [v for record in data if isinstance(record, dict)
+                  for v in _walk(record.get("item_action"), parts)]
+    return found
+
+
+def _walk(node, parts):
+    if not parts:
+        yield node
+        return
+    if isinstance(node, list):
+        for element in node:
+            yield from _walk(element, parts)
+    elif isinstance(node, dict) and parts[0] in node:
+        yield from _walk(node[parts[0]], parts[1:])
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+
+def _as_list(scenario) -> list:
+    if scenario is None:
+        return []
+    return list(scenario) if isinstance(scenario, (list, tuple)) else [scenario]
+
+
+def _is_text(source) -> bool:
+    """YAML or JSON text rather than a file name."""
+    return isinstance(source, str) and ("\n" in source or source.lstrip().startswith("{"))
+
+
+def _files_key(sources: list):
+    """What identifies a list of scenario files and their contents (None when any is not a file)."""
+    if not all(isinstance(s, Path) for s in sources):
+        return None
+    try:
+        return tuple((str(s.resolve()), s.stat().st_mtime_ns, s.stat().st_size) for s in sources)
+    except OSError:
+        return None
+
+
+def _explain(exc: Exception) -> str:
+    problems = getattr(exc, "problems", None)
+    if problems:
+        return "invalid scenario:\n" + "\n".join(f"  - {p}" for p in problems)
+    return str(exc)
+
+
+def _endpoint_names(endpoint) -> set:
+    """Endpoint names from names (``cre.query``), paths (``/query``) or a collection of either."""
+    from mockcre.app import PATHS
+    from mockcre.domain import ENDPOINTS
+
+    out = set()
+    for one in [endpoint] if isinstance(endpoint, str) else endpoint:
+        text = one.split()[-1] if one.upper().startswith("POST ") else one
+        if text in ENDPOINTS:
+            out.add(text)
+        elif text == "/" or PATHS.get(text) == "dm.root":
+            out |= {"dm.data", "dm.service"}
+        elif text in PATHS:
+            out.add(PATHS[text])
+        else:
+            close = difflib.get_close_matches(text, [*ENDPOINTS, *PATHS], n=2)
+            hint = f"; did you mean {' or '.join(close)}?" if close else ""
+            raise ValueError(f"unknown endpoint {one!r}{hint} Known: {', '.join(ENDPOINTS)} (or their paths)")
+    return out
+
+
+def _errors_of(entry: dict) -> list[dict]:
+    return [v for v in entry.get("violations") or () if v.get("severity") == "error"]
+
+
+def _matches(value, expected) -> bool:
+    if isinstance(expected, re.Pattern):
+        return value is not None and not isinstance(value, (dict, list)) and expected.search(str(value)) is not None
+    if callable(expected):
+        try:
+            return bool(expected(value))
+        except Exception:
+            return False
+    if value == expected and type(value) is not bool and type(expected) is not bool:
+        return True
+    if isinstance(value, bool) or isinstance(expected, bool):
+        return value is expected
+    scalars = (str, int, float)
+    return isinstance(value, scalars) and isinstance(expected, scalars) and str(value) == str(expected)
+
+
+def _differences(entry: dict, names, fields: dict) -> list[tuple]:
+    """(field, expected, received values) for each criterion the entry fails."""
+    out = []
+    if names is not None and entry.get("endpoint") not in names:
+        out.append(("endpoint", " or ".join(sorted(names)), [entry.get("endpoint")]))
+    for key, expected in fields.items():
+        got = field_values(entry, key)
+        if not any(_matches(v, expected) for v in got):
+            out.append((key, expected, got))
+    return out
+
+
+def _show(value) -> str:
+    if isinstance(value, re.Pattern):
+        return f"matching /{value.pattern}/"
+    if callable(value):
+        return f"satisfying {getattr(value, '__name__', 'a predicate')}"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:59] + "…"
+
+
+def _show_all(values: list) -> str:
+    if not values:
+        return "(absent)"
+    unique = []
+    for value in values:
+        if value not in unique:
+            unique.append(value)
+    values = unique
+    shown = ", ".join(_show(v) for v in values[:5])
+    return shown + (f", … ({len(values)} values)" if len(values) > 5 else "")
+
+
+def _summary(entry: dict) -> str:
+    reply = entry.get("reply") if isinstance(entry.get("reply"), dict) else {}
+    head = f"#{entry.get('seq')} {entry.get('endpoint')}" + (f" ({entry['kind']})" if entry.get("kind") else "")
+    bits = [head]
+    if entry.get("users"):
+        bits.append(f"user {', '.join(entry['users'][:3])}")
+    if entry.get("items"):
+        items = entry["items"]
+        bits.append(f"items {', '.join(items[:5])}{'…' if len(items) > 5 else ''}")
+    if "code" in reply:
+        bits.append(f"reply code {reply['code']!r}")
+    errors = _errors_of(entry)
+    if errors:
+        bits.append(f"{len(errors)} contract error{'s' * (len(errors) != 1)}")
+    return ", ".join(bits)
+
+
+def _near_miss(endpoint, names, times, fields, entries, matched, url) -> str:
+    criteria = ", ".join([repr(endpoint)] + [f"{k}={_show(v)}" for k, v in fields.items()])
+    wanted = "at least 1 matching request" if times is None else f"exactly {times} matching request{'s' * (times != 1)}"
+    lines = [f"assert_called({criteria}): expected {wanted}, got {len(matched)}."]
+    if not entries:
+        lines.append(f"mockcre received no requests at all since the test began (is the client pointed at {url}?)")
+        return "\n".join(lines)
+    if matched:
+        lines.append("Matching requests:")
+        lines += [f"  {_summary(e)}" for e in matched[:LISTED_SHOWN]]
+        if len(matched) > LISTED_SHOWN:
+            lines.append(f"  … and {len(matched) - LISTED_SHOWN} more")
+    others = [e for e in entries if e not in matched]
+    if others and (times is None or len(matched) < times):
+        ranked = sorted(others, key=lambda e: (len(_differences(e, names, fields)), -e.get("seq", 0)))
+        lines.append(f"Received {len(entries)} request{'s' * (len(entries) != 1)}; the closest that did not match:")
+        for entry in ranked[:CLOSEST_SHOWN]:
+            lines.append("")
+            lines += _side_by_side(entry, names, fields)
+        if len(others) > CLOSEST_SHOWN:
+            lines.append("")
+            lines.append("Other requests received:")
+            lines += [f"  {_summary(e)}" for e in ranked[CLOSEST_SHOWN:CLOSEST_SHOWN + LISTED_SHOWN]]
+            rest = len(others) - CLOSEST_SHOWN - LISTED_SHOWN
+            if rest > 0:
+                lines.append(f"  … and {rest} more")
+    return "\n".join(lines)
+
+
+def _side_by_side(entry: dict, names, fields: dict) -> list[str]:
+    """WireMock-style: expected | received, one row per criterion, differing rows flagged."""
+    differing = {key for key, _, _ in _differences(entry, names, fields)}
+    rows = []
+    if names is not None:
+        rows.append(("endpoint", " or ".join(sorted(names)), str(entry.get("endpoint")), "endpoint" in differing))
+    for key, expected in fields.items():
+        rows.append((key, _show(expected), _show_all(field_values(entry, key)), key in differing))
+    left = [f"{key}: {expected}" for key, expected, _, _ in rows]
+    width = max(len("expected"), *(len(text) for text in left)) if left else len("expected")
+    right_width = max(len("received"), *(len(r[2]) for r in rows)) if rows else len("received")
+    out = [f"  {_summary(entry)}: {len(differing)} of {len(rows)} criteria differ",
+           f"    {'expected':<{width}} | received"]
+    for text, (_, _, received, bad) in zip(left, rows):
+        out.append((f"    {text:<{width}} | {received:<{right_width}}" + ("   <<<<< differs" if bad else "")).rstrip())
+    return out
+
+
+def _violations_report(entries: list[dict], warnings: bool = False) -> str:
+    if warnings:
+        count = sum(len(e.get("violations") or ()) for e in entries)
+        head = (f"mockcre: {len(entries)} request{'s' * (len(entries) != 1)} drew {count} contract "
+                f"violation{'s' * (count != 1)} (errors and warnings):")
+    else:
+        count = sum(len(_errors_of(e)) for e in entries)
+        head = (f"mockcre: the code under test sent {len(entries)} request{'s' * (len(entries) != 1)} that "
+                f"break{'s' * (len(entries) == 1)} the contract ({count} violation{'s' * (count != 1)}):")
+    lines = [head]
+    for entry in entries:
+        lines.append(f"  {_summary(entry)}")
+        for v in entry.get("violations") or ():
+            if warnings or v.get("severity") == "error":
+                tag = "" if v.get("severity") == "error" else " (warning)"
+                lines.append(f"    {v.get('path') or '/'}: {v.get('message')} [{v.get('rule')}]{tag}")
+    return "\n".join(lines)
