@@ -162,6 +162,13 @@ class MockcreServer:
         return self.server
 
     @property
+    def clock(self):
+        """The mock's :class:`mockcre.clock.Clock`: ``now``, ``freeze(T)`` (epoch, ISO 8601 or datetime),
+        ``advance(seconds, timedelta or "30d")``, ``resume()``. Each test starts on wall time, or at the
+        loaded scenario's ``clock:``."""
+        return self.service.config.clock
+
+    @property
     def journal(self) -> list[dict]:
         """Every request received since the test began (or since ``reset()``), oldest first."""
         return self.service.journal.query()
@@ -322,9 +329,8 @@ def field_values(entry: dict, field: str) -> list:
     """Every value of ``field`` in a journal entry: what ``assert_called(**fields)`` compares.
 
     Meta fields (``kind``, ``dialect``…), ``user``/``item`` (the ids the body names), ``code`` (the
-    reply's), else body fields: at the top of the body, in each record of ``data`` (cre batches) and in
-    each record's ``item_action``; ``a__b`` reaches into ``a.b``. The one place that knows where the
-    dialects put their fields."""
+    reply's), else body fields: at the top of the body and in every record a dialect nests
+    (:data:`mockcre.dialects.RECORD_PATHS`); ``a__b`` reaches into ``a.b``."""
     if field in ("user", "users"):
         return list(entry.get("users") or ())
     if field in ("item", "items"):
@@ -334,14 +340,15 @@ def field_values(entry: dict, field: str) -> list:
     if field == "code":
         reply = entry.get("reply")
         return [reply.get("code")] if isinstance(reply, dict) else []
+    from mockcre.dialects import RECORD_PATHS
+    from mockcre.scenarios.matching import parse_path
+
     body = entry.get("body")
     parts = field.split("__")
     found = list(_walk(body, parts))
-    data = body.get("data") if isinstance(body, dict) else None
-    if isinstance(data, list):
-        found += [v for record in data for v in _walk(record, parts)]
-        found += [v for record in data if isinstance(record, dict)
-                  for v in _walk(record.get("item_action"), parts)]
+    if isinstance(body, dict):  # and in the records the dialects nest (a cre batch's data[*] and their item_action)
+        for records in RECORD_PATHS:
+            found += _walk(body, [p for p in parse_path(records) if p != "*"] + parts)
     return found
 
 

@@ -163,3 +163,24 @@ def test_the_dashboards_journal_shows_utc_dates_as_the_request_page_does(mock):
     request_page = requests.get(f"{mock.url}/__admin/requests/1", timeout=TIMEOUT).text
     assert "<td>2017-01-01 08:00:00 UTC</td>" in journal and "1483257600" not in journal
     assert "Received 2017-01-01 08:00:00 UTC" in request_page
+
+
+def test_the_test_handle_moves_the_clock_and_each_test_starts_on_wall_time():
+    from mockcre.testing import MockcreServer
+
+    with MockcreServer() as mock:
+        mock.clock.freeze(datetime(2017, 1, 1, tzinfo=timezone.utc))
+        client = Client(mock.url)
+        client.cre_items(cre_item("a"))
+        assert client.cre_ids() == ["a"]
+        mock.clock.advance(timedelta(days=366))
+        assert client.cre_ids() == [] and mock.clock.now == Y2017 + 366 * 86_400
+        mock.begin_test()  # what the fixture does before every test
+        assert not mock.clock.frozen and abs(mock.clock.now - datetime.now(timezone.utc).timestamp()) < 60
+        mock.begin_test(scenario="name: dated\nclock: 2017-01-01T00:00:00Z\n")
+        assert mock.clock.now == Y2017 and mock.clock.frozen
+
+
+def test_the_fixture_carries_the_clock(mockcre):
+    mockcre.clock.freeze("2017-01-01T00:00:00Z")
+    assert requests.get(f"{mockcre.url}/__admin/clock", timeout=TIMEOUT).json()["now"] == Y2017
