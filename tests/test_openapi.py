@@ -17,9 +17,11 @@ from pathlib import Path
 import jsonschema
 import pytest
 import yaml
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
 
 from mockcre.app import PATHS
-from mockcre.openapi import build, component
+from mockcre.openapi import build, component, corrected
 from mockcre.resources import load_schema, schema_names
 
 from test_serve_cli import Served, run
@@ -31,6 +33,8 @@ REQUEST_SCHEMAS = {"cre.upload": {"cre.item", "cre.action"}, "cre.test_upload": 
 CRE_HOST, DM_DATA_HOST, DM_SERVICE_HOST = "https://sdtj.y.qq.com:8008", "http://data.dm.qcloud.com:8088", \
     "http://service.dm.qcloud.com:8088"
 SCHEMATHESIS_TIMEOUT = 55  # seconds, per run; the runs take 5-15 s on two cores
+DOCUMENT_URI = "urn:mockcre:openapi"
+MEDIA = {"request": ("requestBody",), "reply": ("responses", "200")}
 
 
 @pytest.fixture(scope="module")
@@ -50,9 +54,29 @@ def _refs(node):
             yield from _refs(value)
 
 
-def _validator(document: dict, schema: dict) -> jsonschema.Draft202012Validator:
-    """A validator of ``schema`` whose ``#/components/...`` references resolve in ``document``."""
-    return jsonschema.Draft202012Validator({**document, **schema})
+def _pointer(*tokens: str) -> str:
+    return "".join("/" + str(t).replace("~", "~0").replace("/", "~1") for t in tokens)
+
+
+def _validator(document: dict, pointer: str) -> jsonschema.Draft202012Validator:
+    """A validator of the schema at ``pointer`` in ``document``, which a registry holds as one resource, so that
+    the schema's ``#/components/...`` references resolve there as an OpenAPI tool resolves them."""
+    registry = Registry().with_resource(DOCUMENT_URI, Resource.from_contents(document, DRAFT202012))
+    return jsonschema.Draft202012Validator({"$ref": DOCUMENT_URI + "#" + pointer}, registry=registry)
+
+
+def _component(name: str) -> str:
+    return _pointer("components", "schemas", name)
+
+
+def _media(document: dict):
+    """(path, "request" or "reply", the media object, the pointer to its schema) of every operation."""
+    for path, item in document["paths"].items():
+        for where, tokens in MEDIA.items():
+            media = item["post"]
+            for token in (*tokens, "content", "application/json"):
+                media = media[token]
+            yield path, where, media, _pointer("paths", path, "post", *tokens, "content", "application/json", "schema")
 
 
 # -- the command --------------------------------------------------------------------------------
@@ -185,34 +209,67 @@ def test_servers_name_the_real_hosts_and_a_local_mock(document):
 
 
 def test_every_document_example_is_in_the_document(document):
-    shown = []
-    for item in document["paths"].values():
-        op = item["post"]
-        for media in [op["requestBody"]["content"]["application/json"],
-                      op["responses"]["200"]["content"]["application/json"]]:
-            shown += [e["value"] for e in media.get("examples", {}).values()]
+    """As the document prints it: the example's value, or its x-document-example where the value is corrected."""
+    shown = [e.get("x-document-example", e["value"]) for _, _, media, _ in _media(document)
+             for e in media.get("examples", {}).values()]
     for name in API_SCHEMAS:
         for example in load_schema(name).get("examples", []):
             assert example in shown, name
 
 
-def test_reply_examples_match_exactly_one_branch_of_their_reply(document):
-    """Each reply example validates against its path's 200 schema: the oneOf branches do not overlap."""
-    checked = 0
-    for path, item in document["paths"].items():
-        media = item["post"]["responses"]["200"]["content"]["application/json"]
-        validator = _validator(document, media["schema"])
+def test_every_example_validates_against_its_operations_schema(document):
+    """Every request and reply example of every operation passes the document's own schema, so Prism and
+    Schemathesis use them; a reply example matches one oneOf branch exactly (the branches do not overlap)."""
+    for path, where, media, schema in _media(document):
+        validator = _validator(document, schema)
+        assert media["examples"], (path, where)
         for name, example in media["examples"].items():
             errors = list(validator.iter_errors(example["value"]))
-            assert not errors, (path, name, [e.message for e in errors])
-            checked += 1
-    assert checked >= 10
+            assert not errors, (path, where, name, [e.message for e in errors])
+
+
+def _source(key: str) -> tuple[str, int]:
+    """The schema file and ``examples`` index behind an example's key (``cre.item``, ``cre.upload-response-2``)."""
+    name, _, number = key.rpartition("-")
+    return (name, int(number) - 1) if number.isdigit() else (key, 0)
+
+
+def test_corrected_examples_quote_the_document_and_say_why(document):
+    corrected_paths = set()
+    for path, _, media, _ in _media(document):
+        for key, example in media["examples"].items():
+            name, index = _source(key)
+            schema = load_schema(name)
+            raw, patch = schema["examples"][index], schema.get("x-example-corrections", [[]] * (index + 1))[index]
+            if not patch:
+                assert "x-document-example" not in example and example["value"] == raw, (path, key)
+                continue
+            corrected_paths.add(path)
+            assert example["x-document-example"] == raw, (path, key)
+            assert example["value"] == corrected(raw, patch) != raw, (path, key)
+            assert "\n" not in example["description"]  # one line
+            assert all(step["why"] in example["description"] for step in patch), (path, key)
+    assert corrected_paths == {"/upload", "/cre_test_upload", "/dm/data", "/dm/service", "/"}
+
+
+@pytest.mark.parametrize("name", [n for n in API_SCHEMAS if "x-example-corrections" in load_schema(n)])
+def test_each_correction_is_needed(document, name):
+    """Leaving out any one step of a correction leaves the example invalid: no correction outlives its reason."""
+    schema = load_schema(name)
+    validator = _validator(document, _component(name))
+    assert len(schema["x-example-corrections"]) == len(schema["examples"])
+    for raw, patch in zip(schema["examples"], schema["x-example-corrections"]):
+        before = copy.deepcopy(raw)
+        assert validator.is_valid(corrected(raw, patch)), name
+        for step in patch:
+            assert not validator.is_valid(corrected(raw, [s for s in patch if s is not step])), (name, step)
+        assert raw == before  # corrected() copies
 
 
 def test_error_envelopes_match_only_the_error_branch(document):
     for path, endpoint in PATHS.items():
-        schema = document["paths"][path]["post"]["responses"]["200"]["content"]["application/json"]["schema"]
-        validator = _validator(document, schema)
+        validator = _validator(document, _pointer("paths", path, "post", *MEDIA["reply"], "content", "application/json",
+                                                  "schema"))
         if endpoint.startswith("cre"):
             envelope = {"seq_no": "1", "code": "-1", "message": "format error"}
             success_shaped = {"seq_no": "1", "code": "0", "message": "format error"}
@@ -231,8 +288,7 @@ def test_request_examples_validate_or_deviate_as_documented(document):
 
     for name in ("cre.action", "cre.query"):
         example = load_schema(name)["examples"][0]
-        schema = {"$ref": f"#/components/schemas/{name}"}
-        assert _validator(document, schema).is_valid(example), name
+        assert _validator(document, _component(name)).is_valid(example), name
     for name in ("cre.item", "dm.item", "dm.action", "dm.recommend"):
         example = load_schema(name)["examples"][0]
         dialect, kind = name.split(".")
