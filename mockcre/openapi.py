@@ -7,7 +7,8 @@ allows extensions, and they say what lenient mode forgives). Paths come from
 ``mockcre.app.PATHS``, examples from the files' ``examples``. What this module adds is only
 what the schema files cannot say: which body goes to which path, that every reply is HTTP 200
 with either the reply or the dialect's error envelope (told apart by ``code``), the JSON bodies
-of 404 and 405, and the servers.
+of 404 and 405, the servers, and under each operation the semantic rules of
+``mockcre.contracts.semantic`` that apply to its bodies.
 
 The ``examples`` are the documents' raw text, some of which break the documents' own tables.
 Tools such as Prism and Schemathesis skip or refuse an example its schema rejects, so each
@@ -24,6 +25,7 @@ import sys
 from pathlib import Path
 
 from mockcre import __version__
+from mockcre.contracts import RULES
 from mockcre.resources import load_schema, schema_names
 
 JSON = "application/json"
@@ -161,6 +163,21 @@ def _what(step: dict) -> str:
     return f"{step['path']} set to {json.dumps(step['value'], ensure_ascii=False)}"
 
 
+def _rules(names: list[str]) -> str:
+    """The semantic rules that judge bodies ``names``, one line each, from the rule catalogue."""
+    lines = []
+    for r in RULES.values():
+        judged = [n for n in names if tuple(n.split(".", 1)) in r.kinds]
+        if judged:
+            severity = r.severity if not r.strict_severity else f"{r.severity}, {r.strict_severity} in strict mode"
+            lines.append(f"- `{r.id}` ({severity}; {', '.join(judged)}): {r.summary}")
+    if not lines:
+        return ""
+    return ("\n\nSemantic rules: what mockcre checks beyond the schema (mockcre.contracts.semantic). A request that "
+            "breaks an error rule is answered with code -1, a warning is only journalled; on replies they judge a "
+            "real server (mockcre proxy, mockcre conformance).\n" + "\n".join(lines))
+
+
 def _json_content(schema: dict, examples: dict) -> dict:
     content = {"schema": schema}
     if examples:
@@ -185,7 +202,7 @@ def _operation(endpoint: str) -> dict:
         "tags": [tag],
         "summary": summary,
         "description": f"Credentials travel in the body: {secret}. A gzip or deflate body with Content-Encoding "
-                       "is accepted too.",
+                       "is accepted too." + _rules(requests + replies),
         "requestBody": {"required": True, "content": _json_content(_one_of([{"$ref": SCHEMA_REF + r} for r in requests]),
                                                                    _examples(requests))},
         "responses": {

@@ -21,6 +21,8 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from mockcre.app import PATHS
+from mockcre.contracts import RULES
+from mockcre.contracts.semantic import Rule
 from mockcre.openapi import build, component, corrected
 from mockcre.resources import load_schema, schema_names
 
@@ -30,6 +32,11 @@ API_SCHEMAS = [n for n in schema_names() if n != "scenario"]
 REQUEST_SCHEMAS = {"cre.upload": {"cre.item", "cre.action"}, "cre.test_upload": {"cre.item", "cre.action"},
                    "cre.query": {"cre.query"}, "cre.test_query": {"cre.query"}, "dm.data": {"dm.item", "dm.action"},
                    "dm.service": {"dm.recommend"}, "dm.root": {"dm.item", "dm.action", "dm.recommend"}}
+REPLY_SCHEMAS = {"cre.upload": {"cre.upload-response"}, "cre.test_upload": {"cre.upload-response"},
+                 "cre.query": {"cre.query-response"}, "cre.test_query": {"cre.query-response"},
+                 "dm.data": {"dm.report-response"}, "dm.service": {"dm.recommend-response"},
+                 "dm.root": {"dm.report-response", "dm.recommend-response"}}
+LISTED_RULE = re.compile(r"^- `([a-z-]+)` \(([^;]+); ([^)]+)\): (.+)$", re.MULTILINE)
 CRE_HOST, DM_DATA_HOST, DM_SERVICE_HOST = "https://sdtj.y.qq.com:8008", "http://data.dm.qcloud.com:8088", \
     "http://service.dm.qcloud.com:8088"
 SCHEMATHESIS_TIMEOUT = 55  # seconds, per run; the runs take 5-15 s on two cores
@@ -264,6 +271,40 @@ def test_each_correction_is_needed(document, name):
         for step in patch:
             assert not validator.is_valid(corrected(raw, [s for s in patch if s is not step])), (name, step)
         assert raw == before  # corrected() copies
+
+
+def _listed_rules(operation: dict) -> dict:
+    """rule id -> (severity, bodies judged, summary) as the operation's description lists them."""
+    return {m[1]: (m[2], set(m[3].split(", ")), m[4]) for m in LISTED_RULE.finditer(operation["description"])}
+
+
+def test_each_operation_lists_the_semantic_rules_of_its_bodies(document):
+    """Every rule of the catalogue that judges one of an operation's bodies is listed with its summary; no other."""
+    for path, endpoint in PATHS.items():
+        bodies = REQUEST_SCHEMAS[endpoint] | REPLY_SCHEMAS[endpoint]
+        listed = _listed_rules(document["paths"][path]["post"])
+        for r in RULES.values():
+            judged = {name for name in bodies if tuple(name.split(".", 1)) in r.kinds}
+            if not judged:
+                assert r.id not in listed, (path, r.id)
+                continue
+            severity, named, summary = listed[r.id]
+            assert (named, summary) == (judged, r.summary), (path, r.id)
+            assert severity.startswith(r.severity) and (r.strict_severity or "") in severity, (path, r.id)
+    assert set(_listed_rules(document["paths"]["/dm/data"]["post"])) >= {"item-pool-zero", "item-expiry-order",
+                                                                         "dm-action-empty-item", "tags-separator"}
+    assert set(_listed_rules(document["paths"]["/query"]["post"])) == {"uid-shape", "rec-order"}
+
+
+def test_a_new_rule_reaches_the_descriptions(monkeypatch):
+    """The lists are made from the catalogue at build time, not copied into the module."""
+    monkeypatch.setitem(RULES, "query-test", Rule("query-test", "warning", "cited", (("cre", "query"),),
+                                                  check=lambda record, parts, ctx: iter(()), summary="Made up here."))
+    document = build()
+    for path, endpoint in PATHS.items():
+        listed = _listed_rules(document["paths"][path]["post"])
+        assert ("query-test" in listed) == (endpoint in ("cre.query", "cre.test_query")), path
+    assert _listed_rules(document["paths"]["/query"]["post"])["query-test"] == ("warning", {"cre.query"}, "Made up here.")
 
 
 def test_error_envelopes_match_only_the_error_branch(document):
