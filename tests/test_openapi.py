@@ -20,11 +20,13 @@ import yaml
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
+from mockcre import create_app
 from mockcre.app import PATHS
 from mockcre.contracts import RULES
 from mockcre.contracts.semantic import Rule
 from mockcre.openapi import build, component, corrected
 from mockcre.resources import load_schema, schema_names
+from mockcre.server import ThreadedServer
 
 from test_serve_cli import Served, run
 
@@ -354,13 +356,15 @@ def served_with_document(tmp_path_factory):
         server.close()
 
 
-def _schemathesis(url: str, spec: Path, folder: Path, *args: str) -> tuple[int, str, int]:
-    """``st run`` bounded in time; returns (exit code, output, test cases generated)."""
+def _schemathesis(url: str, spec: Path, folder: Path, *args: str, hooks: bool = False) -> tuple[int, str, int]:
+    """``st run`` bounded in time, with mockcre's check loaded if ``hooks``; returns (exit code, output, test cases
+    generated)."""
     command = [sys.executable, "-m", "schemathesis.cli", "run", str(spec), "--url", url, "--seed", "1",
                "--max-examples", "3", "--workers", "2", "--request-timeout", "5", "--no-color", *args]
     try:
+        env = _no_color_env() | ({"SCHEMATHESIS_HOOKS": "mockcre.schemathesis_hooks"} if hooks else {})
         done = subprocess.run(command, cwd=folder, capture_output=True, text=True, timeout=SCHEMATHESIS_TIMEOUT,
-                              stdin=subprocess.DEVNULL, env=_no_color_env())
+                              stdin=subprocess.DEVNULL, env=env)
     except subprocess.TimeoutExpired as exc:
         pytest.fail(f"Schemathesis took over {SCHEMATHESIS_TIMEOUT} s: {exc.stdout!r:.2000}")
     output = done.stdout + done.stderr
@@ -403,3 +407,59 @@ def test_schemathesis_invalid_requests_get_documented_envelopes(served_with_docu
     assert cases >= 100, output[-3000:]
     assert code == 0, output[-6000:]
     print(f"Schemathesis, invalid requests: {cases} test cases passed")
+
+
+# -- Schemathesis's examples phase, with the check that reads the envelope's code -------------------
+
+
+@pytest.fixture(scope="module")
+def spec(tmp_path_factory, document) -> Path:
+    pytest.importorskip("schemathesis", reason="Schemathesis comes with the test extra: pip install -e '.[test]'")
+    path = tmp_path_factory.mktemp("examples") / "openapi.json"
+    path.write_text(json.dumps(document, ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+def _examples_phase(app, spec: Path, name: str, *args: str) -> tuple[int, str, dict]:
+    """The examples phase against ``app`` on a local ThreadedServer, checked by ``valid_request_not_refused`` only.
+
+    Returns (exit code, output, path -> [(body sent, that case's check statuses)]) from the NDJSON report.
+    """
+    report = spec.parent / f"{name}.ndjson"
+    with ThreadedServer(app) as server:
+        code, output, _ = _schemathesis(server.url, spec, spec.parent, "--phases", "examples", "--mode", "positive",
+                                        "--checks", "valid_request_not_refused", "--report", "ndjson",
+                                        "--report-ndjson-path", str(report), *args, hooks=True)
+    sent = {}
+    for line in report.read_text(encoding="utf-8").splitlines():
+        finished = json.loads(line).get("ScenarioFinished")
+        if finished and finished["phase"] == "examples":
+            recorder = finished["recorder"]
+            for case_id, case in recorder["cases"].items():
+                statuses = [c["status"] for c in recorder["checks"].get(case_id, [])
+                            if c["name"] == "valid_request_not_refused"]
+                sent.setdefault(case["value"]["path"], []).append((case["value"]["body"], statuses))
+    return code, output, sent
+
+
+def test_schemathesis_sends_every_example_and_mockcre_accepts_each(document, spec):
+    """Every request example of every operation is sent (none skipped, /dm/data, /dm/service and / included), and
+    mockcre answers none with code -1 or -2: HTTP 200 alone would prove nothing, the check reads the code."""
+    code, output, sent = _examples_phase(create_app(), spec, "accepted")
+    assert code == 0, output[-6000:]
+    assert "skipped" not in output.lower(), output[-3000:]
+    assert set(sent) == set(PATHS)
+    for path, item in document["paths"].items():
+        checked_and_accepted = [body for body, statuses in sent[path] if statuses == ["success"]]
+        for key, example in item["post"]["requestBody"]["content"]["application/json"]["examples"].items():
+            assert example["value"] in checked_and_accepted, (path, key)
+
+
+def test_the_envelope_check_fails_a_request_refused_with_http_200(spec):
+    """The same examples against a mockcre that knows only another cre token: every answer is still HTTP 200,
+    and the check fails each one on its code -1."""
+    code, output, sent = _examples_phase(create_app({"accounts": ["cre:another-token"]}), spec, "refused",
+                                         "--include-path", "/query")
+    assert code != 0, output[-3000:]
+    assert "refused with code '-1'" in output, output[-3000:]
+    assert set(sent) == {"/query"} and {s for _, statuses in sent["/query"] for s in statuses} == {"failure"}
