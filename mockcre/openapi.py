@@ -7,7 +7,14 @@ allows extensions, and they say what lenient mode forgives). Paths come from
 ``mockcre.domain.PATHS``, examples from the files' ``examples``. What this module adds is only
 what the schema files cannot say: which body goes to which path, that every reply is HTTP 200
 with either the reply or the dialect's error envelope (told apart by ``code``), the JSON bodies
-of 404 and 405, and the servers.
+of 404 and 405, the servers, and under each operation the semantic rules of
+``mockcre.contracts.semantic`` that apply to its bodies.
+
+The ``examples`` are the documents' raw text, some of which break the documents' own tables.
+Tools such as Prism and Schemathesis skip or refuse an example its schema rejects, so each
+example's ``value`` is the raw text with its file's ``x-example-corrections`` applied (a JSON
+Patch, RFC 6902, per example: replace, remove, move), and the raw text stays beside it in
+``x-document-example``.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import sys
 from pathlib import Path
 
 from mockcre import __version__
+from mockcre.contracts import RULES
 from mockcre.dialects import DIALECTS
 from mockcre.domain import PATHS
 from mockcre.resources import load_schema, schema_names
@@ -108,11 +116,68 @@ def _examples(names: list[str]) -> dict:
     for name in names:
         schema = load_schema(name)
         found = schema.get("examples", [])
-        for i, value in enumerate(found):
+        patches = schema.get("x-example-corrections", [[]] * len(found))
+        for i, (value, patch) in enumerate(zip(found, patches, strict=True)):
             key = name if len(found) == 1 else f"{name}-{i + 1}"
-            out[key] = {"summary": schema.get("title", name), "value": value,
-                        "description": f"The document's example (schemas/{name}.schema.json examples[{i}])."}
+            source = f"The document's example (schemas/{name}.schema.json examples[{i}])"
+            out[key] = {"summary": schema.get("title", name), "value": value, "description": source + "."}
+            if patch:
+                notes = "; ".join(f"{_what(step)}: {step['why']}" for step in patch)
+                out[key] |= {"value": corrected(value, patch), "x-document-example": value,
+                             "description": f"{source}, corrected to pass the schema ({notes}). "
+                                            "The raw text is in x-document-example."}
     return out
+
+
+def corrected(example, patch: list[dict]):
+    """``example`` with a JSON Patch of ``replace``, ``remove`` and ``move`` steps applied (a new object)."""
+    out = copy.deepcopy(example)
+    for step in patch:
+        op = step["op"]
+        if op == "move":
+            parent, key = _parent(out, step["from"])
+            value = parent.pop(key)
+        elif op == "replace":
+            value = copy.deepcopy(step["value"])
+        elif op != "remove":
+            raise ValueError(f"x-example-corrections: unsupported op {op!r} (replace, remove or move)")
+        parent, key = _parent(out, step["path"])
+        if op == "remove":
+            del parent[key]
+        else:
+            parent[key] = value
+    return out
+
+
+def _parent(document, pointer: str):
+    """The container that JSON Pointer ``pointer`` ends in, and the key or index within it."""
+    *path, last = [token.replace("~1", "/").replace("~0", "~") for token in pointer.split("/")[1:]]
+    for token in path:
+        document = document[int(token) if isinstance(document, list) else token]
+    return document, int(last) if isinstance(document, list) else last
+
+
+def _what(step: dict) -> str:
+    if step["op"] == "move":
+        return f"{step['from']!r} renamed {step['path']!r}"
+    if step["op"] == "remove":
+        return f"{step['path']} removed"
+    return f"{step['path']} set to {json.dumps(step['value'], ensure_ascii=False)}"
+
+
+def _rules(names: list[str]) -> str:
+    """The semantic rules that judge bodies ``names``, one line each, from the rule catalogue."""
+    lines = []
+    for r in RULES.values():
+        judged = [n for n in names if tuple(n.split(".", 1)) in r.kinds]
+        if judged:
+            severity = r.severity if not r.strict_severity else f"{r.severity}, {r.strict_severity} in strict mode"
+            lines.append(f"- `{r.id}` ({severity}; {', '.join(judged)}): {r.summary}")
+    if not lines:
+        return ""
+    return ("\n\nSemantic rules: what mockcre checks beyond the schema (mockcre.contracts.semantic). A request that "
+            "breaks an error rule is answered with code -1, a warning is only journalled; on replies they judge a "
+            "real server (mockcre proxy, mockcre conformance).\n" + "\n".join(lines))
 
 
 def _json_content(schema: dict, examples: dict) -> dict:
@@ -139,7 +204,7 @@ def _operation(endpoint: str) -> dict:
         "tags": [tag],
         "summary": summary,
         "description": f"Credentials travel in the body: {secret}. A gzip or deflate body with Content-Encoding "
-                       "is accepted too.",
+                       "is accepted too." + _rules(requests + replies),
         "requestBody": {"required": True, "content": _json_content(_one_of([{"$ref": SCHEMA_REF + r} for r in requests]),
                                                                    _examples(requests))},
         "responses": {

@@ -208,6 +208,15 @@ def test_every_registered_rule_is_exercised_here():
     assert covered == set(RULES), "a new semantic rule needs a triggering and a non-triggering case"
 
 
+def test_every_rule_has_a_one_line_summary_and_one_without_is_refused():
+    from mockcre.contracts.semantic import rule
+
+    assert all(r.summary and "\n" not in r.summary for r in RULES.values())
+    with pytest.raises(ValueError, match="docstring"):
+        rule("no-summary", WARNING, [("cre", "item")], "cited")(lambda record, parts, ctx: iter(()))
+    assert "no-summary" not in RULES
+
+
 def test_tags_separator_is_an_error_only_in_strict_mode():
     body = with_fields("dm.item", tags="a,b")
     assert [v.severity for v in validate(body, "dm", "item") if v.rule == "tags-separator"] == [WARNING]

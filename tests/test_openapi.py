@@ -17,10 +17,16 @@ from pathlib import Path
 import jsonschema
 import pytest
 import yaml
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
 
+from mockcre import create_app
 from mockcre.app import PATHS
-from mockcre.openapi import build, component
+from mockcre.contracts import RULES
+from mockcre.contracts.semantic import Rule
+from mockcre.openapi import build, component, corrected
 from mockcre.resources import load_schema, schema_names
+from mockcre.server import ThreadedServer
 
 from test_serve_cli import Served, run
 
@@ -28,9 +34,16 @@ API_SCHEMAS = [n for n in schema_names() if n != "scenario"]
 REQUEST_SCHEMAS = {"cre.upload": {"cre.item", "cre.action"}, "cre.test_upload": {"cre.item", "cre.action"},
                    "cre.query": {"cre.query"}, "cre.test_query": {"cre.query"}, "dm.data": {"dm.item", "dm.action"},
                    "dm.service": {"dm.recommend"}, "dm.root": {"dm.item", "dm.action", "dm.recommend"}}
+REPLY_SCHEMAS = {"cre.upload": {"cre.upload-response"}, "cre.test_upload": {"cre.upload-response"},
+                 "cre.query": {"cre.query-response"}, "cre.test_query": {"cre.query-response"},
+                 "dm.data": {"dm.report-response"}, "dm.service": {"dm.recommend-response"},
+                 "dm.root": {"dm.report-response", "dm.recommend-response"}}
+LISTED_RULE = re.compile(r"^- `([a-z-]+)` \(([^;]+); ([^)]+)\): (.+)$", re.MULTILINE)
 CRE_HOST, DM_DATA_HOST, DM_SERVICE_HOST = "https://sdtj.y.qq.com:8008", "http://data.dm.qcloud.com:8088", \
     "http://service.dm.qcloud.com:8088"
 SCHEMATHESIS_TIMEOUT = 55  # seconds, per run; the runs take 5-15 s on two cores
+DOCUMENT_URI = "urn:mockcre:openapi"
+MEDIA = {"request": ("requestBody",), "reply": ("responses", "200")}
 
 
 @pytest.fixture(scope="module")
@@ -50,9 +63,29 @@ def _refs(node):
             yield from _refs(value)
 
 
-def _validator(document: dict, schema: dict) -> jsonschema.Draft202012Validator:
-    """A validator of ``schema`` whose ``#/components/...`` references resolve in ``document``."""
-    return jsonschema.Draft202012Validator({**document, **schema})
+def _pointer(*tokens: str) -> str:
+    return "".join("/" + str(t).replace("~", "~0").replace("/", "~1") for t in tokens)
+
+
+def _validator(document: dict, pointer: str) -> jsonschema.Draft202012Validator:
+    """A validator of the schema at ``pointer`` in ``document``, which a registry holds as one resource, so that
+    the schema's ``#/components/...`` references resolve there as an OpenAPI tool resolves them."""
+    registry = Registry().with_resource(DOCUMENT_URI, Resource.from_contents(document, DRAFT202012))
+    return jsonschema.Draft202012Validator({"$ref": DOCUMENT_URI + "#" + pointer}, registry=registry)
+
+
+def _component(name: str) -> str:
+    return _pointer("components", "schemas", name)
+
+
+def _media(document: dict):
+    """(path, "request" or "reply", the media object, the pointer to its schema) of every operation."""
+    for path, item in document["paths"].items():
+        for where, tokens in MEDIA.items():
+            media = item["post"]
+            for token in (*tokens, "content", "application/json"):
+                media = media[token]
+            yield path, where, media, _pointer("paths", path, "post", *tokens, "content", "application/json", "schema")
 
 
 # -- the command --------------------------------------------------------------------------------
@@ -185,34 +218,101 @@ def test_servers_name_the_real_hosts_and_a_local_mock(document):
 
 
 def test_every_document_example_is_in_the_document(document):
-    shown = []
-    for item in document["paths"].values():
-        op = item["post"]
-        for media in [op["requestBody"]["content"]["application/json"],
-                      op["responses"]["200"]["content"]["application/json"]]:
-            shown += [e["value"] for e in media.get("examples", {}).values()]
+    """As the document prints it: the example's value, or its x-document-example where the value is corrected."""
+    shown = [e.get("x-document-example", e["value"]) for _, _, media, _ in _media(document)
+             for e in media.get("examples", {}).values()]
     for name in API_SCHEMAS:
         for example in load_schema(name).get("examples", []):
             assert example in shown, name
 
 
-def test_reply_examples_match_exactly_one_branch_of_their_reply(document):
-    """Each reply example validates against its path's 200 schema: the oneOf branches do not overlap."""
-    checked = 0
-    for path, item in document["paths"].items():
-        media = item["post"]["responses"]["200"]["content"]["application/json"]
-        validator = _validator(document, media["schema"])
+def test_every_example_validates_against_its_operations_schema(document):
+    """Every request and reply example of every operation passes the document's own schema, so Prism and
+    Schemathesis use them; a reply example matches one oneOf branch exactly (the branches do not overlap)."""
+    for path, where, media, schema in _media(document):
+        validator = _validator(document, schema)
+        assert media["examples"], (path, where)
         for name, example in media["examples"].items():
             errors = list(validator.iter_errors(example["value"]))
-            assert not errors, (path, name, [e.message for e in errors])
-            checked += 1
-    assert checked >= 10
+            assert not errors, (path, where, name, [e.message for e in errors])
+
+
+def _source(key: str) -> tuple[str, int]:
+    """The schema file and ``examples`` index behind an example's key (``cre.item``, ``cre.upload-response-2``)."""
+    name, _, number = key.rpartition("-")
+    return (name, int(number) - 1) if number.isdigit() else (key, 0)
+
+
+def test_corrected_examples_quote_the_document_and_say_why(document):
+    corrected_paths = set()
+    for path, _, media, _ in _media(document):
+        for key, example in media["examples"].items():
+            name, index = _source(key)
+            schema = load_schema(name)
+            raw, patch = schema["examples"][index], schema.get("x-example-corrections", [[]] * (index + 1))[index]
+            if not patch:
+                assert "x-document-example" not in example and example["value"] == raw, (path, key)
+                continue
+            corrected_paths.add(path)
+            assert example["x-document-example"] == raw, (path, key)
+            assert example["value"] == corrected(raw, patch) != raw, (path, key)
+            assert "\n" not in example["description"]  # one line
+            assert all(step["why"] in example["description"] for step in patch), (path, key)
+    assert corrected_paths == {"/upload", "/cre_test_upload", "/dm/data", "/dm/service", "/"}
+
+
+@pytest.mark.parametrize("name", [n for n in API_SCHEMAS if "x-example-corrections" in load_schema(n)])
+def test_each_correction_is_needed(document, name):
+    """Leaving out any one step of a correction leaves the example invalid: no correction outlives its reason."""
+    schema = load_schema(name)
+    validator = _validator(document, _component(name))
+    assert len(schema["x-example-corrections"]) == len(schema["examples"])
+    for raw, patch in zip(schema["examples"], schema["x-example-corrections"]):
+        before = copy.deepcopy(raw)
+        assert validator.is_valid(corrected(raw, patch)), name
+        for step in patch:
+            assert not validator.is_valid(corrected(raw, [s for s in patch if s is not step])), (name, step)
+        assert raw == before  # corrected() copies
+
+
+def _listed_rules(operation: dict) -> dict:
+    """rule id -> (severity, bodies judged, summary) as the operation's description lists them."""
+    return {m[1]: (m[2], set(m[3].split(", ")), m[4]) for m in LISTED_RULE.finditer(operation["description"])}
+
+
+def test_each_operation_lists_the_semantic_rules_of_its_bodies(document):
+    """Every rule of the catalogue that judges one of an operation's bodies is listed with its summary; no other."""
+    for path, endpoint in PATHS.items():
+        bodies = REQUEST_SCHEMAS[endpoint] | REPLY_SCHEMAS[endpoint]
+        listed = _listed_rules(document["paths"][path]["post"])
+        for r in RULES.values():
+            judged = {name for name in bodies if tuple(name.split(".", 1)) in r.kinds}
+            if not judged:
+                assert r.id not in listed, (path, r.id)
+                continue
+            severity, named, summary = listed[r.id]
+            assert (named, summary) == (judged, r.summary), (path, r.id)
+            assert severity.startswith(r.severity) and (r.strict_severity or "") in severity, (path, r.id)
+    assert set(_listed_rules(document["paths"]["/dm/data"]["post"])) >= {"item-pool-zero", "item-expiry-order",
+                                                                         "dm-action-empty-item", "tags-separator"}
+    assert set(_listed_rules(document["paths"]["/query"]["post"])) == {"uid-shape", "rec-order"}
+
+
+def test_a_new_rule_reaches_the_descriptions(monkeypatch):
+    """The lists are made from the catalogue at build time, not copied into the module."""
+    monkeypatch.setitem(RULES, "query-test", Rule("query-test", "warning", "cited", (("cre", "query"),),
+                                                  check=lambda record, parts, ctx: iter(()), summary="Made up here."))
+    document = build()
+    for path, endpoint in PATHS.items():
+        listed = _listed_rules(document["paths"][path]["post"])
+        assert ("query-test" in listed) == (endpoint in ("cre.query", "cre.test_query")), path
+    assert _listed_rules(document["paths"]["/query"]["post"])["query-test"] == ("warning", {"cre.query"}, "Made up here.")
 
 
 def test_error_envelopes_match_only_the_error_branch(document):
     for path, endpoint in PATHS.items():
-        schema = document["paths"][path]["post"]["responses"]["200"]["content"]["application/json"]["schema"]
-        validator = _validator(document, schema)
+        validator = _validator(document, _pointer("paths", path, "post", *MEDIA["reply"], "content", "application/json",
+                                                  "schema"))
         if endpoint.startswith("cre"):
             envelope = {"seq_no": "1", "code": "-1", "message": "format error"}
             success_shaped = {"seq_no": "1", "code": "0", "message": "format error"}
@@ -231,8 +331,7 @@ def test_request_examples_validate_or_deviate_as_documented(document):
 
     for name in ("cre.action", "cre.query"):
         example = load_schema(name)["examples"][0]
-        schema = {"$ref": f"#/components/schemas/{name}"}
-        assert _validator(document, schema).is_valid(example), name
+        assert _validator(document, _component(name)).is_valid(example), name
     for name in ("cre.item", "dm.item", "dm.action", "dm.recommend"):
         example = load_schema(name)["examples"][0]
         dialect, kind = name.split(".")
@@ -257,13 +356,15 @@ def served_with_document(tmp_path_factory):
         server.close()
 
 
-def _schemathesis(url: str, spec: Path, folder: Path, *args: str) -> tuple[int, str, int]:
-    """``st run`` bounded in time; returns (exit code, output, test cases generated)."""
+def _schemathesis(url: str, spec: Path, folder: Path, *args: str, hooks: bool = False) -> tuple[int, str, int]:
+    """``st run`` bounded in time, with mockcre's check loaded if ``hooks``; returns (exit code, output, test cases
+    generated)."""
     command = [sys.executable, "-m", "schemathesis.cli", "run", str(spec), "--url", url, "--seed", "1",
                "--max-examples", "3", "--workers", "2", "--request-timeout", "5", "--no-color", *args]
     try:
+        env = _no_color_env() | ({"SCHEMATHESIS_HOOKS": "mockcre.schemathesis_hooks"} if hooks else {})
         done = subprocess.run(command, cwd=folder, capture_output=True, text=True, timeout=SCHEMATHESIS_TIMEOUT,
-                              stdin=subprocess.DEVNULL, env=_no_color_env())
+                              stdin=subprocess.DEVNULL, env=env)
     except subprocess.TimeoutExpired as exc:
         pytest.fail(f"Schemathesis took over {SCHEMATHESIS_TIMEOUT} s: {exc.stdout!r:.2000}")
     output = done.stdout + done.stderr
@@ -306,3 +407,59 @@ def test_schemathesis_invalid_requests_get_documented_envelopes(served_with_docu
     assert cases >= 100, output[-3000:]
     assert code == 0, output[-6000:]
     print(f"Schemathesis, invalid requests: {cases} test cases passed")
+
+
+# -- Schemathesis's examples phase, with the check that reads the envelope's code -------------------
+
+
+@pytest.fixture(scope="module")
+def spec(tmp_path_factory, document) -> Path:
+    pytest.importorskip("schemathesis", reason="Schemathesis comes with the test extra: pip install -e '.[test]'")
+    path = tmp_path_factory.mktemp("examples") / "openapi.json"
+    path.write_text(json.dumps(document, ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+def _examples_phase(app, spec: Path, name: str, *args: str) -> tuple[int, str, dict]:
+    """The examples phase against ``app`` on a local ThreadedServer, checked by ``valid_request_not_refused`` only.
+
+    Returns (exit code, output, path -> [(body sent, that case's check statuses)]) from the NDJSON report.
+    """
+    report = spec.parent / f"{name}.ndjson"
+    with ThreadedServer(app) as server:
+        code, output, _ = _schemathesis(server.url, spec, spec.parent, "--phases", "examples", "--mode", "positive",
+                                        "--checks", "valid_request_not_refused", "--report", "ndjson",
+                                        "--report-ndjson-path", str(report), *args, hooks=True)
+    sent = {}
+    for line in report.read_text(encoding="utf-8").splitlines():
+        finished = json.loads(line).get("ScenarioFinished")
+        if finished and finished["phase"] == "examples":
+            recorder = finished["recorder"]
+            for case_id, case in recorder["cases"].items():
+                statuses = [c["status"] for c in recorder["checks"].get(case_id, [])
+                            if c["name"] == "valid_request_not_refused"]
+                sent.setdefault(case["value"]["path"], []).append((case["value"]["body"], statuses))
+    return code, output, sent
+
+
+def test_schemathesis_sends_every_example_and_mockcre_accepts_each(document, spec):
+    """Every request example of every operation is sent (none skipped, /dm/data, /dm/service and / included), and
+    mockcre answers none with code -1 or -2: HTTP 200 alone would prove nothing, the check reads the code."""
+    code, output, sent = _examples_phase(create_app(), spec, "accepted")
+    assert code == 0, output[-6000:]
+    assert "skipped" not in output.lower(), output[-3000:]
+    assert set(sent) == set(PATHS)
+    for path, item in document["paths"].items():
+        checked_and_accepted = [body for body, statuses in sent[path] if statuses == ["success"]]
+        for key, example in item["post"]["requestBody"]["content"]["application/json"]["examples"].items():
+            assert example["value"] in checked_and_accepted, (path, key)
+
+
+def test_the_envelope_check_fails_a_request_refused_with_http_200(spec):
+    """The same examples against a mockcre that knows only another cre token: every answer is still HTTP 200,
+    and the check fails each one on its code -1."""
+    code, output, sent = _examples_phase(create_app({"accounts": ["cre:another-token"]}), spec, "refused",
+                                         "--include-path", "/query")
+    assert code != 0, output[-3000:]
+    assert "refused with code '-1'" in output, output[-3000:]
+    assert set(sent) == {"/query"} and {s for _, statuses in sent["/query"] for s in statuses} == {"failure"}

@@ -19,6 +19,7 @@ class Rule:
     cites: str
     kinds: tuple
     check: Callable
+    summary: str
     per_record: bool = True
     strict_severity: str | None = None
 
@@ -29,11 +30,14 @@ RULES: dict[str, Rule] = {}
 def rule(rule_id: str, severity: str, kinds, cites: str, per_record: bool = True, strict_severity: str | None = None):
     """Register a check ``(record, parts, ctx) -> iterator of (parts, message)`` for some (dialect, kind)s.
 
-    A ``per_record=False`` check gets the whole body once instead of each record.
+    A ``per_record=False`` check gets the whole body once instead of each record. The check's docstring
+    is the rule's one-line summary, which the OpenAPI export lists under each operation.
     """
 
     def register(fn):
-        RULES[rule_id] = Rule(rule_id, severity, cites, tuple(kinds), fn, per_record, strict_severity)
+        if not fn.__doc__:
+            raise ValueError(f"semantic rule {rule_id}: its check needs a one-line docstring (the rule's summary)")
+        RULES[rule_id] = Rule(rule_id, severity, cites, tuple(kinds), fn, fn.__doc__.strip(), per_record, strict_severity)
         return fn
 
     return register
@@ -87,6 +91,7 @@ def _seconds(value) -> int | None:
 @rule("item-pool-zero", ERROR, [("cre", "item"), ("dm", "item")],
       '注意不要使用 "0" 作为 pool_id，"0" 表示全局 pool_id，任意物料都会加一个为 "0" 的 pool_id')
 def _pool_zero(record, parts, ctx):
+    """pool_id must not name pool "0": that is the global pool every item joins anyway."""
     pools = record.get("pool_id")
     if isinstance(pools, str) and GLOBAL_POOL in _split(pools):
         yield parts + ["pool_id"], ('pool "0" is the global pool every item joins anyway; '
@@ -96,6 +101,7 @@ def _pool_zero(record, parts, ctx):
 @rule("item-expiry-order", ERROR, [("cre", "item"), ("dm", "item")],
       "expire_time：item 的过期时间，推荐结果会进行商品的过期过滤")
 def _expiry_order(record, parts, ctx):
+    """expire_time must be after item_time, or the item is expired on arrival."""
     start, end = _seconds(record.get("item_time")), _seconds(record.get("expire_time"))
     if start is not None and end is not None and end <= start:
         yield parts + ["expire_time"], f"expire_time {end} is not after item_time {start}: the item would be expired on arrival"
@@ -103,6 +109,7 @@ def _expiry_order(record, parts, ctx):
 
 @rule("batch-duplicate-item", WARNING, [("cre", "item")], "相同的物料可以重复上报，字段信息以最后一次上报为准", per_record=False)
 def _duplicate_items(body, parts, ctx):
+    """An item_id repeated within one batch: only its last record is kept."""
     first_seen = {}
     for where, record in records("cre", "item", body):
         item_id = record.get("item_id")
@@ -130,6 +137,7 @@ _KIND_FIELDS = {
 
 @rule("data-type-mismatch", ERROR, list(_KIND_FIELDS), "data_type：协议类型：1：item，2：action")
 def _data_type_mismatch(record, parts, ctx):
+    """A record carrying the other kind's fields (action_id on an item, pool_id on an action) has the wrong data_type."""
     found = [name for name in _KIND_FIELDS[(ctx.dialect, ctx.kind)] if name in record]
     if found:
         other = "action" if ctx.kind == "item" else "item"
@@ -142,6 +150,7 @@ def _data_type_mismatch(record, parts, ctx):
 
 @rule("dm-action-empty-item", ERROR, [("dm", "action")], "item_id：物料列表，多个物料用 ; 号隔开")
 def _empty_item(record, parts, ctx):
+    """item_id joins ids with single ';': no empty member."""
     items = record.get("item_id")
     if isinstance(items, str) and items and "" in [s.strip() for s in _split(items)]:
         yield parts + ["item_id"], f"item list {items!r} has an empty member; join item ids with single ';'"
@@ -150,6 +159,7 @@ def _empty_item(record, parts, ctx):
 @rule("scene-ids-missing", WARNING, [("cre", "action")],
       'test_id/rule_id：推荐场景必须填写，此时该字段由推荐引擎的请求接口返回，业务上报时原样拷贝即可')
 def _scene_ids(record, parts, ctx):
+    """An action with source "0" (a recommendation scene) needs test_id and rule_id copied from the recommendation."""
     if record.get("source") == "0":
         for name in ("test_id", "rule_id"):
             if not record.get(name):
@@ -163,6 +173,7 @@ _TIME_FIELDS = {("cre", "action"): ["oper_time"], ("cre", "item"): ["item_time"]
 
 @rule("timestamp-future", WARNING, list(_TIME_FIELDS), "UTC 时间，10 位的秒级时间戳 (action_time：尽量实时上报)")
 def _future(record, parts, ctx):
+    """A time more than a day ahead: the clock or the unit is off."""
     for name in _TIME_FIELDS[(ctx.dialect, ctx.kind)]:
         seconds = _seconds(record.get(name))
         if seconds is not None and seconds > ctx.now + DAY:
@@ -186,6 +197,7 @@ _UID_FIELDS = {("cre", "action"): "uid", ("cre", "query"): "user_id", ("dm", "ac
 @rule("uid-shape", WARNING, list(_UID_FIELDS),
       "如果是 imei 号，则是15位数字字符串；如果是 IFA 号，则是8-4-4-4-12，32个字符串；如果是 MD5（uid），则是32位的0-f的字符串")
 def _uid_shape(record, parts, ctx):
+    """A uid must look like its uid_type: a QQ number, an IMEI/IDFA/MD5, a phone number."""
     name = _UID_FIELDS[(ctx.dialect, ctx.kind)]
     uid, uid_type = record.get(name), record.get("uid_type", 3 if ctx.dialect == "dm" else None)
     shape = _UID_SHAPES.get(str(uid_type)) if not isinstance(uid_type, bool) else None
@@ -197,6 +209,7 @@ def _uid_shape(record, parts, ctx):
 
 @rule("tags-separator", WARNING, [("dm", "item")], "tags：多个 tag 用 ; 号隔开", strict_severity=ERROR)
 def _tags_separator(record, parts, ctx):
+    """tags are joined by ';', not ','."""
     tags = record.get("tags")
     if isinstance(tags, str) and ("," in tags or "，" in tags):
         yield parts + ["tags"], f"tags are joined by ';', not ','; got {tags[:60]!r}"
@@ -207,6 +220,7 @@ def _tags_separator(record, parts, ctx):
 @rule("rec-order", ERROR, [("cre", "query-response"), ("dm", "recommend-response")],
       "rec：为对当前池子（pool_id）打分后的物品列表 / data.weight：推荐物品的权重")
 def _rec_order(record, parts, ctx):
+    """A ranked list goes best first: score (cre) or weight (dm) never rises."""
     lists = []
     if ctx.dialect == "cre" and isinstance(record.get("rec"), dict):
         lists = [(["rec", pool], entries, "score") for pool, entries in record["rec"].items()]
