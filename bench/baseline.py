@@ -11,7 +11,7 @@ from flask import Flask
 from granian import Granian
 from granian.constants import Interfaces
 
-from mockcre.server import SERVER_THREADS
+from mockcre.faces.server import SERVER_THREADS
 
 
 def make() -> Flask:

@@ -181,7 +181,7 @@ def dm_recommend(uid: str) -> bytes:
 
 def big_state(path: str, items: int, actions: int) -> None:
     """A --state file holding a dm store of ``items`` items and ``actions`` actions (20 items an exposure)."""
-    from mockcre.persist import StateFile
+    from mockcre.engine.persist import StateFile
 
     state = StateFile(path)
     for i in range(items):
@@ -256,7 +256,7 @@ def inprocess_figures(quick: bool) -> dict:
     from flask import Flask
 
     from mockcre import create_app
-    from mockcre.recommend import rank
+    from mockcre.engine.recommend import rank
 
     out = {}
     bare = Flask("bare")
@@ -307,7 +307,7 @@ def journal_at_bound_mb(uploads: int) -> float:
     import gc
     import tracemalloc
 
-    from mockcre.journal import Journal
+    from mockcre.engine.journal import Journal
 
     journal = Journal()
     tracemalloc.start()
@@ -325,7 +325,7 @@ def journal_at_bound_mb(uploads: int) -> float:
 
 
 def fill(part, n_items: int, n_actions: int) -> None:
-    from mockcre.store import Action, Item
+    from mockcre.engine.store import Action, Item
 
     for i in range(n_items):
         part.upsert(Item(f"i{i}", (f"p{i % 50}",), {f"t{i % 5000}": 1.0, f"t{(i * 31) % 5000}": 1.0}, (f"c{i % 40}", f"m{i % 500}"),

@@ -88,7 +88,7 @@ def test_clicks_reach_the_service(client, mockcre):
 
 
 def test_every_test_starts_empty(mockcre):
-    assert mockcre.journal == []
+    assert mockcre.engine.journal == []
     assert mockcre.state()["partitions"] == []
 
 

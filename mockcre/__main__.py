@@ -1,3 +1,3 @@
-from mockcre.cli import main
+from mockcre.faces.cli import main
 
 raise SystemExit(main())

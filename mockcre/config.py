@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 
 from mockcre.auth import Accounts
-from mockcre.clock import Clock
+from mockcre.engine.clock import Clock
 from mockcre.contracts.jsonbody import DEFAULT_MAX_BYTES
 
 

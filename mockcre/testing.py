@@ -53,14 +53,14 @@ class MockcreServer:
     def __init__(self, scenario=None, strict: bool = False, tls: bool = False, *, allow_violations: bool = False,
                  scenario_dirs=(), **config):
         if tls:
-            raise ValueError("tls=True needs TLS in mockcre.server, which is not there yet; use tls=False")
+            raise ValueError("tls=True needs TLS in mockcre.faces.server, which is not there yet; use tls=False")
         self.scenario = _as_list(scenario)
         self.strict = bool(strict)
         self.allow_violations = allow_violations
         self.scenario_dirs = [Path(d) for d in scenario_dirs]
         self.base_dir = Path.cwd()  # relative scenario names are looked up here first (pytest: the test's folder)
         self.app_config = config  # create_app keywords
-        self.server = None  # the mockcre.server.ThreadedServer, once started
+        self.server = None  # the mockcre.faces.server.ThreadedServer, once started
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.bind(("127.0.0.1", 0))
         self._sock.listen(128)
@@ -79,8 +79,8 @@ class MockcreServer:
         if self._stopped:
             raise RuntimeError(f"{self!r} was stopped; make a new MockcreServer")
         if self.server is None:
-            from mockcre.app import create_app
-            from mockcre.server import ThreadedServer
+            from mockcre.faces.app import create_app
+            from mockcre.faces.server import ThreadedServer
 
             try:
                 app = create_app({"strict": self.strict, **self.app_config})
@@ -148,7 +148,7 @@ class MockcreServer:
 
     @property
     def service(self):
-        """The :class:`mockcre.service.Service` behind the app."""
+        """The :class:`mockcre.engine.service.Service` behind the app."""
         return self._started().service
 
     @property
@@ -163,7 +163,7 @@ class MockcreServer:
 
     @property
     def clock(self):
-        """The mock's :class:`mockcre.clock.Clock`: ``now``, ``freeze(T)`` (epoch, ISO 8601 or datetime),
+        """The mock's :class:`mockcre.engine.clock.Clock`: ``now``, ``freeze(T)`` (epoch, ISO 8601 or datetime),
         ``advance(seconds, timedelta or "30d")``, ``resume()``. Each test starts on wall time, or at the
         loaded scenario's ``clock:``."""
         return self.service.config.clock
@@ -183,7 +183,7 @@ class MockcreServer:
         """The store as ``GET /__admin/state`` shows it, unpaginated: every item, pool, user and action.
 
         Filters: ``partition=("cre", "prod")`` (or ``"cre:prod"``), ``pool``, ``user``, ``item``."""
-        from mockcre.admin import snapshot
+        from mockcre.faces.admin import snapshot
 
         if isinstance(filters.get("partition"), str):
             filters["partition"] = tuple(filters["partition"].split(":", 1))
@@ -396,7 +396,7 @@ def _explain(exc: Exception) -> str:
 
 def _endpoint_names(endpoint) -> set:
     """Endpoint names from names (``cre.query``), paths (``/query``) or a collection of either."""
-    from mockcre.app import PATHS
+    from mockcre.faces.app import PATHS
     from mockcre.domain import ENDPOINTS
 
     out = set()

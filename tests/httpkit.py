@@ -2,7 +2,7 @@
 
 Every builder returns a body with no contract violation at all (not even a warning) unless the
 caller passes fields that make one, so a test that expects warnings knows where they came from.
-Servers are real HTTP servers (``mockcre.server.ThreadedServer``) on a free 127.0.0.1 port.
+Servers are real HTTP servers (``mockcre.faces.server.ThreadedServer``) on a free 127.0.0.1 port.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pytest
 import requests
 
 import mockcre
-from mockcre.server import ThreadedServer
+from mockcre.faces.server import ThreadedServer
 
 NOW = 1_700_000_000  # the fixed clock of the tests' servers
 DAY = 86_400

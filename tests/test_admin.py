@@ -7,9 +7,9 @@ import json
 import pytest
 import requests
 
-from mockcre import cli
-from mockcre.app import create_app
-from mockcre.server import ThreadedServer
+from mockcre.faces import cli
+from mockcre.faces.app import create_app
+from mockcre.faces.server import ThreadedServer
 
 TOKEN = "7d10d09d-be62-4979-9ee0-414f7a23086a"
 

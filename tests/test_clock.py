@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from httpkit import TIMEOUT, Client, cre_item, dm_recommend, start, stop_soon
-from mockcre.clock import Clock, parse_duration, parse_moment
+from mockcre.engine.clock import Clock, parse_duration, parse_moment
 from mockcre.resources import load_schema
 from servekit import ServeProcess
 

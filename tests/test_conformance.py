@@ -15,12 +15,12 @@ from hypothesis import HealthCheck, given, settings
 
 from mockcre import create_app, strategies
 from mockcre.auth import Accounts
-from mockcre.conformance import Run, Target
+from mockcre.faces.conformance import Run, Target
 from mockcre.contracts import validate
 from mockcre.dialects import DIALECTS
-from mockcre.server import ThreadedServer
-from mockcre.service import Judgement
-from mockcre.store import Item
+from mockcre.faces.server import ThreadedServer
+from mockcre.engine.service import Judgement
+from mockcre.engine.store import Item
 
 EXAMPLES = 8
 
@@ -92,7 +92,7 @@ def test_html_and_5xx_answers_are_failures():
 
 
 def test_determinism_is_checked_unless_opted_out(server, monkeypatch):
-    import mockcre.recommend as recommend
+    import mockcre.engine.recommend as recommend
 
     real, chance = recommend.rank, random.Random(7)
 
@@ -101,7 +101,7 @@ def test_determinism_is_checked_unless_opted_out(server, monkeypatch):
         ranking.entries = [e for e in ranking.entries if chance.random() > 0.4]
         return ranking
 
-    monkeypatch.setattr("mockcre.service.rank", forgetful)
+    monkeypatch.setattr("mockcre.engine.service.rank", forgetful)
     results = failed(run_against(server.url, dialects=("dm",), seed=1))
     name = "dm stateful: on-shelf, unexpired, pooled, bounded, ordered, repeatable"
     assert name in results and results[name].expected.startswith("the same ranking for the same request")

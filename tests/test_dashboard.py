@@ -5,7 +5,7 @@ from __future__ import annotations
 import requests
 
 from mockcre import create_app
-from mockcre.server import ThreadedServer
+from mockcre.faces.server import ThreadedServer
 
 
 def test_a_browser_logs_in_with_the_token_once_and_the_url_drops_it():

@@ -16,8 +16,8 @@ import requests
 
 from httpkit import (TIMEOUT, cre_action, cre_item, cre_query, cre_upload, dm_action, dm_item, dm_recommend, fixed_clock,
                      start, stop_soon)
-from mockcre.proxy import create_proxy_app
-from mockcre.server import ThreadedServer
+from mockcre.faces.proxy import create_proxy_app
+from mockcre.faces.server import ThreadedServer
 
 LIMITS = {"clock": fixed_clock(), "max_batch_records": 3}
 JSON = {"Content-Type": "application/json"}

@@ -11,8 +11,8 @@ import hypothesis  # noqa: F401
 import pytest
 import requests  # noqa: F401
 
-import mockcre.admin  # noqa: F401
-import mockcre.app  # noqa: F401
+import mockcre.faces.admin  # noqa: F401
+import mockcre.faces.app  # noqa: F401
 from mockcre import __version__
 from mockcre.testing import MockcreServer
 

@@ -26,9 +26,9 @@ import yaml
 
 import mockcre
 from mockcre.contracts.schema_check import schema_violations
-from mockcre.proxy import create_proxy_app
+from mockcre.faces.proxy import create_proxy_app
 from mockcre.scenarios import lint_files
-from mockcre.server import ThreadedServer
+from mockcre.faces.server import ThreadedServer
 
 from httpkit import (CRE_TOKEN, NOW, TIMEOUT, cre_action, cre_item, cre_query, cre_upload, dm_action, dm_item,
                      dm_recommend, fixed_clock, free_port, stop_soon, wait_for)

@@ -7,8 +7,8 @@ import random
 
 import pytest
 
-import mockcre.recommend as recommend
-from mockcre.store import Action, Item, Partition, stable_hash
+import mockcre.engine.recommend as recommend
+from mockcre.engine.store import Action, Item, Partition, stable_hash
 
 
 def random_partition(rng: random.Random, n: int) -> Partition:

@@ -20,7 +20,7 @@ import pytest
 
 from mockcre import create_app
 from mockcre.resources import scenarios_dir
-from mockcre.server import ThreadedServer
+from mockcre.faces.server import ThreadedServer
 
 from httpkit import dm_action, dm_recommend, fixed_clock, free_port, serve  # noqa: F401
 from test_quality import CASES, Integration

@@ -18,8 +18,8 @@ import requests
 import yaml
 
 import mockcre
-from mockcre.app import create_app as _app_factory
-from mockcre.server import ThreadedServer
+from mockcre.faces.app import create_app as _app_factory
+from mockcre.faces.server import ThreadedServer
 
 from httpkit import (Client, cre_action, cre_item, cre_query, cre_upload, dm_action, dm_item, dm_recommend, fixed_clock,
                      md5, stop_soon)

@@ -17,11 +17,11 @@ import pytest
 import requests
 
 import mockcre
-from mockcre.app import create_app as _app_factory
+from mockcre.faces.app import create_app as _app_factory
 from mockcre.resources import scenarios_dir
 from mockcre.scenarios import Problem, ScenarioEngine, ScenarioError, lint, lint_files, read
-from mockcre.server import ThreadedServer
-from mockcre.store import Store
+from mockcre.faces.server import ThreadedServer
+from mockcre.engine.store import Store
 
 from httpkit import fixed_clock, stop_soon
 

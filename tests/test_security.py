@@ -31,7 +31,7 @@ from httpkit import cre_action, cre_item, cre_query, cre_upload, dm_action, dm_i
 from servekit import ServeProcess, run_cli, started_servers
 
 import mockcre
-from mockcre.server import ThreadedServer
+from mockcre.faces.server import ThreadedServer
 
 CRE_TOKEN = "5f3c9a1e-77b2-4c1d-9e8f-0a1b2c3d4e5f"
 DM_BID = "b_sec"

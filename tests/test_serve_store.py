@@ -27,7 +27,7 @@ def errors(reply: dict, dialect: str, kind: str) -> list:
 
 def test_create_app_is_exported():
     """interface.md: ``mockcre.create_app(config=None)`` → Flask app."""
-    from mockcre.app import create_app
+    from mockcre.faces.app import create_app
 
     assert getattr(mockcre, "create_app", None) is create_app
 

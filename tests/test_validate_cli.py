@@ -109,7 +109,7 @@ def test_hostile_bytes_are_violations_not_crashes(tmp_path):
 def test_every_option_of_every_command_has_help_text():
     import argparse
 
-    from mockcre.cli import build_parser
+    from mockcre.faces.cli import build_parser
 
     missing = []
 

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, NamedTuple
 from mockcre.domain import DATA_TYPES
 
 if TYPE_CHECKING:
-    from mockcre.recommend import Ranking, RecRequest
-    from mockcre.store import Action, Item
+    from mockcre.engine.recommend import Ranking, RecRequest
+    from mockcre.engine.store import Action, Item
 
 #: The credentials a body may carry (cre ``token``, dm ``MD5`` signature): never shown or stored in clear.
 SECRET_FIELDS = ("token", "MD5")

@@ -6,8 +6,8 @@ import dataclasses
 import uuid
 
 from mockcre import domain, jsontext
-from mockcre.recommend import RecRequest, Ranking
-from mockcre.store import Action, Item
+from mockcre.engine.recommend import RecRequest, Ranking
+from mockcre.engine.store import Action, Item
 
 from .base import (Dialect, ReportedAction, Route, coordinates, ids, number, once, report_kind, scalar_id, seconds,
                    split, text)

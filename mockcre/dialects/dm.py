@@ -8,8 +8,8 @@ import time
 import uuid
 
 from mockcre import domain, jsontext
-from mockcre.recommend import RecRequest, Ranking
-from mockcre.store import Action, Item
+from mockcre.engine.recommend import RecRequest, Ranking
+from mockcre.engine.store import Action, Item
 
 from .base import (Dialect, ReportedAction, Route, WrongKind, coordinates, ids, integer, masked_body, number, once,
                    report_kind, seconds, split, text)

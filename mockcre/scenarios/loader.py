@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from mockcre.clock import parse_moment
+from mockcre.engine.clock import parse_moment
 from mockcre.contracts.schema_check import schema_violations
 from mockcre.resources import scenarios_dir
 

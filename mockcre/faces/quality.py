@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from mockcre import domain
 from mockcre.contracts.violations import json_type
 from mockcre.dialects import DIALECTS
-from mockcre.store import Item, Store
+from mockcre.engine.store import Item, Store
 
 ERROR, WARNING, INFO = "error", "warning", "info"
 SEVERITY_WEIGHT = {ERROR: 40, WARNING: 15, INFO: 0}

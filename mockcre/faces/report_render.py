@@ -6,12 +6,12 @@ import json
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from mockcre.quality import ERROR, INFO, WARNING, Report
+from mockcre.faces.quality import ERROR, INFO, WARNING, Report
 
 _COLOURS = {ERROR: "\033[31m", WARNING: "\033[33m", INFO: "\033[36m"}
 _RESET = "\033[0m"
 
-_env = Environment(loader=PackageLoader("mockcre", "templates"), autoescape=select_autoescape(["html"]))
+_env = Environment(loader=PackageLoader("mockcre.faces", "templates"), autoescape=select_autoescape(["html"]))
 
 
 def text(report: Report, colour: bool = False) -> str:

@@ -10,9 +10,9 @@ from flask import Flask
 from werkzeug.exceptions import HTTPException
 from werkzeug.wsgi import get_input_stream
 
-from mockcre import http_errors
+from mockcre.faces import http_errors
 from mockcre.domain import PATHS
-from mockcre.service import Reply, Service
+from mockcre.engine.service import Reply, Service
 
 
 def create_app(config=None) -> Flask:
@@ -27,7 +27,7 @@ def create_app(config=None) -> Flask:
     app.extensions["mockcre"] = service
     app.wsgi_app = ApiRoutes(service, app.wsgi_app)
 
-    from mockcre import admin, dashboard
+    from mockcre.faces import admin, dashboard
 
     app.register_blueprint(admin.blueprint, url_prefix="/__admin")
     app.register_blueprint(dashboard.blueprint, url_prefix="/__admin")

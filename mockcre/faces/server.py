@@ -109,7 +109,7 @@ def serve(host: str, port: int, config: dict, threads: int = SERVER_THREADS, out
     if not port_is_free(host, port):
         sys.stderr.write(f"mockcre serve: cannot listen on {host}:{port}: the port is already in use\n")
         return EXIT_CANNOT_START
-    from mockcre.app import create_app, service_of
+    from mockcre.faces.app import create_app, service_of
 
     memory.limit_arenas()  # before any thread: the forked worker inherits it
     app = create_app({**config, "watch": False})  # built once; a bad scenario fails here, cleanly
@@ -127,7 +127,7 @@ def serve(host: str, port: int, config: dict, threads: int = SERVER_THREADS, out
 
 
 def _start_watching(app) -> None:
-    from mockcre.app import service_of
+    from mockcre.faces.app import service_of
 
     service_of(app).scenarios.watch()
 
@@ -140,7 +140,7 @@ class _QuietHandler(WSGIRequestHandler):
 class ThreadedServer:
     """The app on a free 127.0.0.1 port in a background thread (pytest-httpserver style).
 
-    Quiet: no access log, and connection errors go to the ``mockcre.server`` logger at debug level
+    Quiet: no access log, and connection errors go to the ``mockcre.faces.server`` logger at debug level
     instead of stderr. ``sock`` serves on a socket bound (and listening) beforehand, which is how the
     pytest plugin shows the URL in its header before the app exists. A host other than loopback
     needs the app's ``admin_token``, as ``mockcre serve`` does; :attr:`url` always names a loopback
@@ -189,7 +189,7 @@ class ThreadedServer:
 
     @property
     def service(self):
-        """The :class:`mockcre.service.Service` behind the app."""
+        """The :class:`mockcre.engine.service.Service` behind the app."""
         return self.app.extensions["mockcre"]
 
     @property

@@ -22,11 +22,11 @@ from mockcre.contracts.violations import describe_value
 from mockcre.dialects import DIALECTS
 from mockcre.dialects.base import WrongKind
 from mockcre.dialects.base import masked_body
-from mockcre.journal import Journal, masked_headers
-from mockcre.persist import StateFile
-from mockcre.recommend import rank
+from mockcre.engine.journal import Journal, masked_headers
+from mockcre.engine.persist import StateFile
+from mockcre.engine.recommend import rank
 from mockcre.scenarios import Decision, ScenarioEngine
-from mockcre.store import Store
+from mockcre.engine.store import Store
 
 log = logging.getLogger("mockcre")
 

@@ -12,15 +12,15 @@ from mockcre.scenarios import ScenarioError
 
 
 def _validate(args) -> int:
-    from mockcre import validate_cli
+    from mockcre.faces import validate_cli
 
     return validate_cli.main(args)
 
 
 def _serve(args) -> int:
     from mockcre.auth import Accounts
-    from mockcre.clock import parse_moment
-    from mockcre.server import is_loopback, serve
+    from mockcre.engine.clock import parse_moment
+    from mockcre.faces.server import is_loopback, serve
 
     try:
         Accounts.parse(args.account)
@@ -71,7 +71,7 @@ def _scenario_lint(args) -> int:
 
 
 def _state(args) -> int:
-    from mockcre.persist import StateFile
+    from mockcre.engine.persist import StateFile
 
     state = StateFile(args.state)
     try:
@@ -92,25 +92,25 @@ def _state(args) -> int:
 
 
 def _conformance(args) -> int:
-    from mockcre import conformance
+    from mockcre.faces import conformance
 
     return conformance.main(args)
 
 
 def _openapi(args) -> int:
-    from mockcre import openapi
+    from mockcre.faces import openapi
 
     return openapi.main(args)
 
 
 def _proxy(args) -> int:
-    from mockcre import proxy
+    from mockcre.faces import proxy
 
     return proxy.main(args)
 
 
 def _report(args) -> int:
-    from mockcre import report_cli
+    from mockcre.faces import report_cli
 
     return report_cli.main(args)
 

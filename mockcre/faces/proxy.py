@@ -16,9 +16,9 @@ within ``--upstream-timeout`` seconds, or cannot be reached, becomes the dialect
 the client and an entry with ``upstream.error``: never a hang.
 
 ``--record FILE`` keeps the exchanges as a scenario that ``mockcre serve --scenario FILE``
-replays (see :mod:`mockcre.record`).
+replays (see :mod:`mockcre.faces.record`).
 
-The proxy runs on granian exactly as ``mockcre serve`` does (:class:`mockcre.server.WorkerHandoff`):
+The proxy runs on granian exactly as ``mockcre serve`` does (:class:`mockcre.faces.server.WorkerHandoff`):
 the app is built in the parent, so a bad ``--upstream`` fails before anything listens, and
 granian's forked worker inherits it.
 """
@@ -36,14 +36,16 @@ import zlib
 from dataclasses import dataclass, field
 from urllib.parse import quote, urlsplit
 
-from mockcre import __version__, domain, http_errors
+from mockcre import __version__, domain
+
+from mockcre.faces import http_errors
 from mockcre.config import Config
 from mockcre.contracts import ERROR, WARNING, Violation, check, has_errors, jsonbody
 from mockcre.contracts.violations import describe_value
 from mockcre.dialects import DIALECTS
 from mockcre.dialects.base import masked_body
-from mockcre.journal import masked_headers
-from mockcre.service import Judgement
+from mockcre.engine.journal import masked_headers
+from mockcre.engine.service import Judgement
 
 log = logging.getLogger("mockcre.proxy")
 
@@ -103,7 +105,7 @@ class Forwarded:
 
 class Proxy:
     def __init__(self, upstream: str, config=None, timeout: float = DEFAULT_TIMEOUT, record: str | None = None):
-        from mockcre.service import Service
+        from mockcre.engine.service import Service
 
         self.upstream = Upstream.parse(upstream)
         if not timeout > 0:
@@ -113,7 +115,7 @@ class Proxy:
         self.config: Config = self.service.config
         self.recorder = None
         if record:
-            from mockcre.record import Recorder
+            from mockcre.faces.record import Recorder
 
             self.recorder = Recorder(record, self.upstream.url)
 
@@ -224,7 +226,7 @@ class Proxy:
 
     def handle(self, method: str, target: str, path: str, raw: bytes, headers) -> tuple[str, list, bytes]:
         """``(status line, headers, body)`` for the client, after forwarding; every request is journaled."""
-        from mockcre.app import PATHS
+        from mockcre.faces.app import PATHS
 
         started = time.perf_counter()
         headers = list(headers)
@@ -263,7 +265,7 @@ class Proxy:
 
     def _other(self, method, target, path, raw, headers, started) -> tuple[str, list, bytes]:
         """A request outside the API (another path or method): forwarded and journaled, judged only as that."""
-        from mockcre.app import PATHS
+        from mockcre.faces.app import PATHS
 
         if path in PATHS:
             message = f"{method} {path}: the endpoint takes POST only"
@@ -326,7 +328,7 @@ class Proxy:
 
     def _observed(self, ins: Judgement, fwd: Forwarded, parsed, text, reply):
         """What the recorder keeps, or None for a request a replaying mock would answer itself (-1)."""
-        from mockcre.record import Observed
+        from mockcre.faces.record import Observed
 
         if ins.kind is None or not isinstance(ins.body, dict):
             return None
@@ -378,7 +380,7 @@ def create_proxy_app(upstream: str, config=None, timeout: float = DEFAULT_TIMEOU
     from flask import Flask, Response, redirect, request
     from werkzeug.exceptions import NotFound
 
-    from mockcre import admin, dashboard
+    from mockcre.faces import admin, dashboard
 
     proxy = Proxy(upstream, config, timeout, record)
     app = Flask("mockcre.proxy")
@@ -437,7 +439,7 @@ def _flush_recording_at_exit(app) -> None:
 
 def serve_proxy(host: str, port: int, options: dict, threads: int = 16, out=sys.stdout) -> int:
     """Serve until SIGINT or SIGTERM; 0 on a clean stop, 2 when it cannot start (the port is taken)."""
-    from mockcre.server import EXIT_CANNOT_START, WorkerHandoff, port_is_free, run_granian
+    from mockcre.faces.server import EXIT_CANNOT_START, WorkerHandoff, port_is_free, run_granian
 
     if not port_is_free(host, port):
         sys.stderr.write(f"mockcre proxy: cannot listen on {host}:{port}: the port is already in use\n")
@@ -457,7 +459,7 @@ def serve_proxy(host: str, port: int, options: dict, threads: int = 16, out=sys.
 
 
 def main(args) -> int:
-    from mockcre.server import is_loopback
+    from mockcre.faces.server import is_loopback
 
     if not is_loopback(args.host) and not args.admin_token:
         sys.stderr.write(f"mockcre proxy: --host {args.host} exposes the proxy beyond this machine; the admin API then "

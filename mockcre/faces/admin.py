@@ -13,8 +13,8 @@ import hmac
 from flask import Blueprint, current_app, redirect, request
 
 from mockcre import memory
-from mockcre.clock import parse_moment
-from mockcre.http_errors import error_body
+from mockcre.engine.clock import parse_moment
+from mockcre.faces.http_errors import error_body
 from mockcre.domain import GLOBAL_POOL
 
 blueprint = Blueprint("admin", __name__)

@@ -394,7 +394,7 @@ def junit(results: list[Result]) -> str:
                        failures=str(sum(not r.passed for r in results)), errors="0", skipped="0",
                        time=f"{sum(r.seconds for r in results):.3f}")
     for r in results:
-        case = ET.SubElement(suite, "testcase", classname="mockcre.conformance", name=r.name, time=f"{r.seconds:.3f}")
+        case = ET.SubElement(suite, "testcase", classname="mockcre.faces.conformance", name=r.name, time=f"{r.seconds:.3f}")
         if not r.passed:
             failure = ET.SubElement(case, "failure", message=f"expected {r.expected}", type="conformance")
             failure.text = render_result(r)
