@@ -12,6 +12,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.wsgi import get_input_stream
 
+from mockcre.cors import Cors
 from mockcre.service import Reply, Service
 
 #: HTTP path -> endpoint name (domain.ENDPOINTS); ``POST /`` is dm's real host root.
@@ -36,7 +37,7 @@ def create_app(config=None) -> Flask:
     app.url_map.merge_slashes = False  # Werkzeug would answer "//x" with an HTML redirect page; here it is a JSON 404
     app.url_map.strict_slashes = False  # and "/__admin" the same as "/__admin/", without a redirect
     app.extensions["mockcre"] = service
-    app.wsgi_app = ApiRoutes(service, app.wsgi_app)
+    app.wsgi_app = Cors(service.config, ApiRoutes(service, app.wsgi_app))
 
     from mockcre import admin, dashboard
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, fields
 from typing import Callable
 
 from mockcre.auth import Accounts
+from mockcre.cors import parse_origin
 from mockcre.contracts.jsonbody import DEFAULT_MAX_BYTES
 
 
@@ -23,6 +24,7 @@ class Config:
     watch: bool = False  # reload changed scenario files without a restart
     state_file: str | None = None  # SQLite file keeping every accepted report across restarts
     admin_token: str | None = None  # Bearer token required by /__admin when set
+    cors_origins: list = field(default_factory=list)  # origins allowed CORS on the API paths; empty: any
     clock: Callable[[], float] = time.time
 
     @classmethod
@@ -37,4 +39,5 @@ class Config:
         accounts = mapping.get("accounts")
         if accounts is not None and not isinstance(accounts, Accounts):
             mapping["accounts"] = Accounts.parse(accounts)
+        mapping["cors_origins"] = [parse_origin(o) for o in mapping.get("cors_origins") or ()]
         return cls(**mapping)

@@ -40,6 +40,7 @@ from mockcre import __version__, domain
 from mockcre.config import Config
 from mockcre.contracts import ERROR, WARNING, Violation, check, has_errors, jsonbody
 from mockcre.contracts.violations import describe_value
+from mockcre.cors import Cors
 from mockcre.dialects import DIALECTS, for_endpoint
 from mockcre.dialects.base import WrongKind
 from mockcre.journal import masked_body, masked_headers
@@ -461,6 +462,7 @@ def create_proxy_app(upstream: str, config=None, timeout: float = DEFAULT_TIMEOU
         response.headers["Content-Length"] = str(len(body))
         return response
 
+    app.wsgi_app = Cors(proxy.config, app.wsgi_app)
     app.add_url_rule("/", "proxy_root", view, methods=METHODS, provide_automatic_options=False)
     app.add_url_rule("/<path:rest>", "proxy_path", view, methods=METHODS, provide_automatic_options=False)
 
