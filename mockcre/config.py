@@ -25,6 +25,7 @@ class Config:
     state_file: str | None = None  # SQLite file keeping every accepted report across restarts
     admin_token: str | None = None  # Bearer token required by /__admin when set
     cors_origins: list = field(default_factory=list)  # origins allowed CORS on the API paths; empty: any
+    allowed_hosts: list = field(default_factory=list)  # Host names /__admin answers besides loopback and its address
     clock: Callable[[], float] = time.time
 
     @classmethod
@@ -40,4 +41,5 @@ class Config:
         if accounts is not None and not isinstance(accounts, Accounts):
             mapping["accounts"] = Accounts.parse(accounts)
         mapping["cors_origins"] = [parse_origin(o) for o in mapping.get("cors_origins") or ()]
+        mapping["allowed_hosts"] = [h.strip().lower() for h in mapping.get("allowed_hosts") or ()]
         return cls(**mapping)
