@@ -33,7 +33,8 @@ def _serve(args) -> int:
     config = {"strict": args.strict, "seed": args.seed, "accounts": args.account, "journal_file": args.journal,
               "admin_token": args.admin_token, "scenarios": [_scenario_path(s) for s in args.scenario], "watch": args.watch,
               "state_file": args.state, "max_body_bytes": args.max_body_bytes,
-              "max_batch_records": args.max_batch_records, "journal_size": args.journal_size}
+              "max_batch_records": args.max_batch_records, "journal_size": args.journal_size,
+              "cors_origins": args.cors_origin, "allowed_hosts": args.allowed_host}
     try:
         return serve(args.host, args.port, config)
     except ScenarioError as exc:
@@ -123,6 +124,25 @@ def _at_least_one(text: str) -> int:
     return value
 
 
+def _origin(text: str) -> str:
+    """An argparse type for --cors-origin, so a mistyped origin is a usage error that says why."""
+    from mockcre.cors import parse_origin
+
+    try:
+        return parse_origin(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _add_browser_flags(p: argparse.ArgumentParser) -> None:
+    """What web pages in a browser may do: call the API (CORS), reach the admin API by another host name."""
+    p.add_argument("--cors-origin", action="append", default=[], type=_origin, metavar="ORIGIN",
+                   help="allow CORS on the API paths for this origin only, e.g. http://localhost:3000 (repeatable; "
+                        "default: any origin)")
+    p.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                   help="a host name the admin API answers besides loopback names and the listening address (repeatable)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mockcre", description="Mock and contract-test server for Tencent's recommendation APIs (cre and dm dialects).")
@@ -163,6 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--journal-size", type=_at_least_one, default=10_000, metavar="N",
                    help="journal entries kept in memory, oldest dropped first (default 10,000)")
     p.add_argument("--admin-token", metavar="T", help="require Authorization: Bearer T on /__admin (needed off loopback)")
+    _add_browser_flags(p)
     p.set_defaults(func=_serve)
 
     p = sub.add_parser("state", help="move a persisted store (--state FILE) between machines as JSON lines")
@@ -232,6 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-body-bytes", type=_at_least_one, default=DEFAULT_MAX_BYTES, metavar="N",
                    help=f"refuse larger request bodies with a -1 envelope, not forwarded (default {DEFAULT_MAX_BYTES:,})")
     p.add_argument("--admin-token", metavar="T", help="require Authorization: Bearer T on /__admin (needed off loopback)")
+    _add_browser_flags(p)
     p.set_defaults(func=_proxy)
 
     p = sub.add_parser("sign", help="print md5(BID&REQUEST_ID&TOKEN) for dm requests")

@@ -548,7 +548,7 @@ def main(args) -> int:
                          "needs --admin-token T (clients send Authorization: Bearer T)\n")
         return 2
     config = {"strict": args.strict, "journal_file": args.journal, "admin_token": args.admin_token,
-              "max_body_bytes": args.max_body_bytes}
+              "max_body_bytes": args.max_body_bytes, "cors_origins": args.cors_origin, "allowed_hosts": args.allowed_host}
     options = {"upstream": args.upstream, "config": config, "timeout": args.upstream_timeout, "record": args.record}
     try:
         Upstream.parse(args.upstream)
