@@ -10,7 +10,7 @@
   in a background thread, one per pytest process (so one per ``pytest-xdist`` worker).
 - ``mockcre`` (function): a :class:`MockCre` handle; store, journal and scenario states are reset
   before each test in-process (no restart; microseconds).
-- ``@pytest.mark.mockcre(scenario=..., strict=..., allow_violations=...)``.
+- ``@pytest.mark.mockcre(scenario=..., strict=..., allow_violations=..., cors_origins=[...])``.
 - A test whose code under test sent a request that breaks the contract (any error-severity
   violation) fails at teardown with each violation listed, unless ``allow_violations=True``.
 - ``--mockcre-strict`` makes strict the default; ``--mockcre-scenario-dir DIR`` adds a folder where
@@ -30,8 +30,9 @@ from pathlib import Path
 import pytest
 
 from mockcre import __version__
+from mockcre.cors import parse_origin
 
-MARKER_ARGS = ("scenario", "strict", "allow_violations")
+MARKER_ARGS = ("scenario", "strict", "allow_violations", "cors_origins")
 META_FIELDS = ("kind", "dialect", "partition", "seq")
 CLOSEST_SHOWN = 3  # near misses spelled out by assert_called
 LISTED_SHOWN = 10  # requests listed in a failure message
@@ -55,9 +56,10 @@ def pytest_addoption(parser):
 def pytest_configure(config):
     config.addinivalue_line(
         "markers",
-        "mockcre(scenario=None, strict=None, allow_violations=False): load scenario(s) (a bundled name, a path "
-        "relative to the test file or --mockcre-scenario-dir, or a mapping) into the mockcre server, switch the "
-        "strict contract, or let the test send contract-breaking requests on purpose.")
+        "mockcre(scenario=None, strict=None, allow_violations=False, cors_origins=None): load scenario(s) (a bundled "
+        "name, a path relative to the test file or --mockcre-scenario-dir, or a mapping) into the mockcre server, "
+        "switch the strict contract, let the test send contract-breaking requests on purpose, or allow CORS on the "
+        "API only for these origins.")
     session = _Session(config)
     config.stash[_SESSION] = session
     workeroutput = getattr(config, "workeroutput", None)
@@ -247,6 +249,7 @@ class MockCre:
         session.absorb()
         strict = options["strict"]
         self.service.config.strict = session.strict if strict is None else bool(strict)
+        self.service.config.cors_origins = [parse_origin(o) for o in options["cors_origins"] or ()]
         sources = []
         for source in options["scenario"]:
             try:
@@ -277,6 +280,7 @@ class MockCre:
         entries = self._earlier + self._session.absorb()
         self._earlier = []
         self.service.config.strict = self._session.strict
+        self.service.config.cors_origins = []
         if options["allow_violations"]:
             return
         broken = [e for e in entries if _errors_of(e)]
@@ -427,7 +431,7 @@ def _files_key(sources: list):
 
 
 def _marker_options(node) -> dict:
-    options = {"scenario": [], "strict": None, "allow_violations": False}
+    options = {"scenario": [], "strict": None, "allow_violations": False, "cors_origins": None}
     marks = list(node.iter_markers("mockcre"))  # closest first
     for mark in reversed(marks):  # so the closest wins
         unknown = sorted(set(mark.kwargs) - set(MARKER_ARGS))
@@ -437,7 +441,7 @@ def _marker_options(node) -> dict:
         scenario = mark.kwargs.get("scenario", list(mark.args) or None)
         if scenario is not None:
             options["scenario"] = list(scenario) if isinstance(scenario, (list, tuple)) else [scenario]
-        for key in ("strict", "allow_violations"):
+        for key in ("strict", "allow_violations", "cors_origins"):
             if key in mark.kwargs:
                 options[key] = mark.kwargs[key]
     return options
