@@ -12,14 +12,10 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-import requests
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from httpkit import TIMEOUT, cre_action, cre_item, cre_upload, dm_action, fixed_clock
-
-from mockcre import create_app
-from mockcre.server import ThreadedServer
+from httpkit import TIMEOUT, cre_action, cre_item, cre_upload, dm_action, serve  # noqa: F401 - serve: a fixture
 
 PAGE = b"<!doctype html><title>H5 page</title><h1>an ordinary page</h1>"
 POST_JSON = """
@@ -27,7 +23,11 @@ const [url, body, done] = arguments;
 fetch(url, {method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(body)})
   .then(r => r.json()).then(reply => done({reply}), error => done({error: String(error)}));
 """
-SCENARIO = "name: hijack\nrules:\n  - when: {endpoint: any}\n    then: {code: -2, msg: hijacked}\n"
+
+
+def scenario(name: str) -> str:
+    """YAML of a scenario that breaks every request: what a hostile page would like to load."""
+    return f"name: {name}\nrules:\n  - when: {{endpoint: any}}\n    then: {{code: -2, msg: hijacked}}\n"
 
 
 class _Page(BaseHTTPRequestHandler):
@@ -57,7 +57,8 @@ def page_origin():
 class Arrivals:
     """WSGI in front of the mock: (method, path, status) of every request that reached it."""
 
-    def __init__(self, app):
+    def __init__(self, mock):
+        app = mock.server.app
         self.seen: list[tuple[str, str, int]] = []
         self.wsgi_app = app.wsgi_app
         app.wsgi_app = self
@@ -70,55 +71,40 @@ class Arrivals:
         return self.wsgi_app(environ, start)
 
 
-@pytest.fixture
-def serve():
-    """``serve(**config)`` starts a mock and returns it with its :class:`Arrivals`; all stop at teardown."""
-    started = []
-
-    def start(**config):
-        app = create_app({"clock": fixed_clock(), **config})
-        arrivals = Arrivals(app)
-        started.append(ThreadedServer(app).start())
-        return started[-1], arrivals
-
-    yield start
-    for server in started:
-        server.stop()
-
-
-def get(server, path: str):
-    reply = requests.get(server.url + path, timeout=TIMEOUT)
+def get(mock, path: str):
+    reply = mock.session.get(mock.url + path, timeout=TIMEOUT)
     assert reply.status_code == 200, (path, reply.status_code, reply.text[:200])
     return reply.json()
 
 
 def test_an_h5_page_reports_both_dialects(browser, page_origin, serve):
-    server, _ = serve()
+    mock = serve()
     browser.get(page_origin + "/shop.html")
-    cre = browser.execute_async_script(POST_JSON, server.url + "/upload",
+    cre = browser.execute_async_script(POST_JSON, mock.url + "/upload",
                                        cre_upload("2", [cre_action("u1", "102", ["i1"])], seq_no="page-1"))
-    dm = browser.execute_async_script(POST_JSON, server.url + "/dm/data",
+    dm = browser.execute_async_script(POST_JSON, mock.url + "/dm/data",
                                       dm_action("u2", 2, ["i1"], request_id="page-2"))
     assert cre == {"reply": {"seq_no": "page-1", "code": "0", "message": "success"}}
     assert dm["reply"]["code"] == 0 and dm["reply"]["request_id"] == "page-2", dm
-    partitions = {tuple(p["partition"]): p["users"] for p in get(server, "/__admin/state")["partitions"]}
+    partitions = {tuple(p["partition"]): p["users"] for p in get(mock, "/__admin/state")["partitions"]}
     assert [a["action"] for a in partitions["cre", "prod"]["u1"]["actions"]] == ["102"]
     assert [a["action"] for a in partitions["dm", "b_demo"]["u2"]["actions"]] == ["2"]
-    assert [e["headers"]["Origin"] for e in get(server, "/__admin/journal")["entries"]] == [page_origin] * 2
+    assert [e["headers"]["Origin"] for e in get(mock, "/__admin/journal")["entries"]] == [page_origin] * 2
 
-    browser.get(server.url + "/__admin/requests/1")
+    browser.get(mock.url + "/__admin/requests/1")
     assert browser.find_element(By.ID, "origin").text == page_origin
 
 
 def test_a_page_outside_the_cors_origins_is_refused_by_the_browser(browser, page_origin, serve):
-    server, arrivals = serve(cors_origins=["http://localhost:3000"])
+    mock = serve({"cors_origins": ["http://localhost:3000"]})
+    arrivals = Arrivals(mock)
     browser.get(page_origin + "/shop.html")
-    result = browser.execute_async_script(POST_JSON, server.url + "/upload",
+    result = browser.execute_async_script(POST_JSON, mock.url + "/upload",
                                           cre_upload("2", [cre_action("u1", "102", ["i1"])]))
     assert "Failed to fetch" in result.get("error", ""), result
     assert arrivals.seen == [("OPTIONS", "/upload", 403)]  # the preflight only; the report never left
-    assert get(server, "/__admin/state")["partitions"] == []
-    assert get(server, "/__admin/journal")["count"] == 0
+    assert get(mock, "/__admin/state")["partitions"] == []
+    assert get(mock, "/__admin/journal")["count"] == 0
 
 
 HOSTILE = """
@@ -141,18 +127,18 @@ Promise.all([
 
 
 def test_a_hostile_page_cannot_steer_the_admin_api(browser, page_origin, serve):
-    server, arrivals = serve()
-    requests.post(server.url + "/__admin/scenarios", data=SCENARIO.replace("hijack", "mine"),
-                  timeout=TIMEOUT).raise_for_status()
-    requests.post(server.url + "/upload", json=cre_upload("1", [cre_item("kept")]), timeout=TIMEOUT)
-    before = [get(server, path) for path in ("/__admin/scenarios", "/__admin/state", "/__admin/journal")]
+    mock = serve()
+    arrivals = Arrivals(mock)
+    mock.ok("/upload", cre_upload("1", [cre_item("kept")]))
+    assert mock.post("/__admin/scenarios", data=scenario("mine")).status_code == 201
+    before = [get(mock, path) for path in ("/__admin/scenarios", "/__admin/state", "/__admin/journal")]
 
     browser.get(page_origin + "/news.html")
-    outcomes = browser.execute_async_script(HOSTILE, server.url, SCENARIO)
+    outcomes = browser.execute_async_script(HOSTILE, mock.url, scenario("hijack"))
     assert outcomes[:2] == ["sent", "sent"] and outcomes[3] == "form posted", outcomes  # opaque: the page learns nothing
     assert "Failed to fetch" in outcomes[2]  # the DELETE's preflight got no CORS answer
 
-    after = [get(server, path) for path in ("/__admin/scenarios", "/__admin/state", "/__admin/journal")]
+    after = [get(mock, path) for path in ("/__admin/scenarios", "/__admin/state", "/__admin/journal")]
     assert after == before
     hostile = [seen for seen in arrivals.seen if seen[0] != "GET"][2:]  # after the setup's two POSTs
     assert sorted(hostile) == [("OPTIONS", "/__admin/journal", 200), ("POST", "/__admin/reset", 403),
@@ -160,17 +146,17 @@ def test_a_hostile_page_cannot_steer_the_admin_api(browser, page_origin, serve):
 
 
 def test_the_dashboards_own_buttons_still_work(browser, serve):
-    server, _ = serve()
-    requests.post(server.url + "/upload", json=cre_upload("1", [cre_item("kept")]), timeout=TIMEOUT)
-    browser.get(server.url + "/__admin/")
+    mock = serve()
+    mock.ok("/upload", cre_upload("1", [cre_item("kept")]))
+    browser.get(mock.url + "/__admin/")
     browser.find_element(By.TAG_NAME, "summary").click()
-    browser.find_element(By.NAME, "text").send_keys(SCENARIO.replace("hijack", "from-the-dashboard"))
+    browser.find_element(By.NAME, "text").send_keys(scenario("from-the-dashboard"))
     browser.find_element(By.CSS_SELECTOR, "details button[type=submit]").click()
     WebDriverWait(browser, 5).until(lambda d: "Loaded scenario from-the-dashboard" in d.find_element(
         By.CSS_SELECTOR, "[role=status]").text)
-    assert [s["name"] for s in get(server, "/__admin/scenarios")["scenarios"]] == ["from-the-dashboard"]
+    assert [s["name"] for s in get(mock, "/__admin/scenarios")["scenarios"]] == ["from-the-dashboard"]
 
     browser.find_element(By.ID, "reset").click()
     WebDriverWait(browser, 5).until(lambda d: "reset" in d.find_element(By.CSS_SELECTOR, "[role=status]").text)
-    assert get(server, "/__admin/state")["partitions"] == []
-    assert get(server, "/__admin/journal")["count"] == 0
+    assert get(mock, "/__admin/state")["partitions"] == []
+    assert get(mock, "/__admin/journal")["count"] == 0
