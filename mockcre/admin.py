@@ -65,9 +65,9 @@ def _refuse_web_pages():
     name = urlsplit("//" + request.host).hostname
     if name not in LOOPBACK_NAMES and name != request.environ.get("SERVER_NAME") \
             and name not in _service().config.allowed_hosts:
+        yours = f". If the name is yours, start mockcre with --allowed-host {name}" if name else ""
         return _json_error(403, "Forbidden", f"Host {request.host!r} is not this server's address or a loopback name: "
-                                             "a web page may be reaching the admin API through DNS rebinding. If the "
-                                             f"name is yours, start mockcre with --allowed-host {name}")
+                                             f"a web page may be reaching the admin API through DNS rebinding{yours}")
     cross_site = _cross_site() if request.method in WRITES else None
     if cross_site:
         return _json_error(403, "Forbidden", f"{request.method} {request.path} is refused: {cross_site}. A web page "

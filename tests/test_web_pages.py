@@ -138,6 +138,9 @@ def test_dns_rebinding_is_refused(process):
     assert status == 403 and headers["content-type"] == "application/json"
     assert "DNS rebinding" in body["message"] and "--allowed-host attacker.example" in body["message"]
     assert call(server, "POST", "/__admin/reset", b"", Host="attacker.example")[0] == 403
+    for host in ("localhost.", "127.0.0.1.evil.example", "[::1", "a b", ""):  # near misses and garbage: never a 500
+        status, headers, body = call(server, "GET", "/__admin/journal", Host=host)
+        assert status in (400, 403) and headers["content-type"] == "application/json", (host, status, body)
     for host in (f"127.0.0.1:{port}", "127.0.0.1", f"localhost:{port}", "LOCALHOST", f"[::1]:{port}",
                  f"dev.box:{port}", "DEV.BOX"):
         assert call(server, "GET", "/__admin/journal", Host=host)[0] == 200, host
