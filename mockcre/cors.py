@@ -68,5 +68,7 @@ def _preflight(environ, start_response, granted: list, allowed: bool, origin: st
     requested = environ.get("HTTP_ACCESS_CONTROL_REQUEST_HEADERS")
     if requested:
         headers.append(("Access-Control-Allow-Headers", requested))
+    if environ.get("HTTP_ACCESS_CONTROL_REQUEST_PRIVATE_NETWORK") == "true":  # Chrome: a public page calling loopback
+        headers.append(("Access-Control-Allow-Private-Network", "true"))
     start_response("204 No Content", headers)
     return []

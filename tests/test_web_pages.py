@@ -82,6 +82,12 @@ def test_any_origin_by_default(serve):
     for origin in ("http://localhost:5173", "https://h5.example.com", "null"):
         reply = mock.session.options(mock.url + "/dm/service", headers={"Origin": origin, **PREFLIGHT}, timeout=TIMEOUT)
         assert reply.status_code == 204 and reply.headers["Access-Control-Allow-Origin"] == origin
+        assert "Access-Control-Allow-Private-Network" not in reply.headers
+    # a page on a public host calling the mock on loopback: Chrome's Private Network Access asks too
+    reply = mock.session.options(mock.url + "/upload", headers={"Origin": "https://h5.example.com", **PREFLIGHT,
+                                                                "Access-Control-Request-Private-Network": "true"},
+                                 timeout=TIMEOUT)
+    assert reply.status_code == 204 and reply.headers["Access-Control-Allow-Private-Network"] == "true"
 
 
 def test_a_cors_origin_must_be_an_origin():
