@@ -7,8 +7,8 @@ from dataclasses import dataclass, field, fields
 from typing import Callable
 
 from mockcre.auth import Accounts
-from mockcre.cors import parse_origin
 from mockcre.contracts.jsonbody import DEFAULT_MAX_BYTES
+from mockcre.cors import parse_origin
 
 
 @dataclass

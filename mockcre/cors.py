@@ -22,10 +22,6 @@ def parse_origin(text: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
-def allows(cors_origins, origin: str) -> bool:
-    return not cors_origins or origin.lower() in cors_origins
-
-
 class Cors:
     """WSGI in front of the app: answers preflights on API paths and adds CORS headers to API replies.
 
@@ -43,7 +39,7 @@ class Cors:
         origin = environ.get("HTTP_ORIGIN")
         if origin is None or environ.get("PATH_INFO", "") not in self.api_paths:
             return self.wsgi_app(environ, start_response)
-        allowed = allows(self.config.cors_origins, origin)
+        allowed = not self.config.cors_origins or origin.lower() in self.config.cors_origins
         granted = [("Access-Control-Allow-Origin", origin)] if allowed else []
         granted.append(("Vary", "Origin"))
         if environ.get("REQUEST_METHOD") == "OPTIONS":
@@ -60,7 +56,7 @@ def _preflight(environ, start_response, granted: list, allowed: bool, origin: st
     if not allowed:
         body = json.dumps({"error": "Forbidden", "status": 403,
                            "message": f"origin {origin} may not call this API: the server allows only "
-                                      "the origins given with --cors-origin"}).encode()
+                                      "the origins given with --cors-origin (cors_origins)"}).encode()
         start_response("403 Forbidden", [("Content-Type", "application/json"), ("Content-Length", str(len(body))),
                                          *granted])
         return [body]
