@@ -1,8 +1,9 @@
 """Issue 15 over plain HTTP: CORS on the API (serve and proxy), and the admin API kept from web pages.
 
 Requests carry the headers a browser would send (``Origin``, ``Sec-Fetch-Site``, a rebound
-``Host``); the browser itself is in test_web_pages_browser.py. ``mockcre serve`` runs as a real
-process (granian) where the flags matter; everything is on 127.0.0.1 and every wait is bounded.
+``Host``); the browser itself is in test_web_pages_browser.py. ``mockcre serve`` and ``mockcre proxy``
+run as real processes (granian) where the flags matter; everything is on 127.0.0.1 and every wait
+is bounded.
 """
 
 from __future__ import annotations
@@ -14,10 +15,9 @@ import requests
 
 from httpkit import TIMEOUT, cre_item, cre_upload, dm_item, serve  # noqa: F401 - serve: a fixture
 from servekit import ServeProcess, run_cli, started_servers
+from test_proxy import Running
 
 import mockcre
-from mockcre.proxy import create_proxy_app
-from mockcre.server import ThreadedServer
 
 APP = "http://app.example:3000"  # the H5 page's origin
 EVIL = "http://evil.example"
@@ -109,14 +109,15 @@ def test_after_the_marker_any_origin_again(mockcre):
     assert reply.status_code == 204 and reply.headers["Access-Control-Allow-Origin"] == EVIL
 
 
-def test_proxy_cors(serve):
+def test_proxy_cors(serve, tmp_path):
     upstream = serve()  # a mock that itself allows any origin
-    proxy = ThreadedServer(create_proxy_app(upstream.url, config={"cors_origins": [APP]})).start()
+    proxy = Running(tmp_path, "proxy", "--upstream", upstream.url, "--cors-origin", APP, "--allowed-host", "proxy.lan")
     try:
+        proxy.wait_ready()
         reply = requests.options(proxy.url + "/dm/data", headers={"Origin": APP, **PREFLIGHT}, timeout=TIMEOUT)
         assert reply.status_code == 204 and reply.headers["Access-Control-Allow-Origin"] == APP
         assert reply.headers["Access-Control-Allow-Methods"] == "POST"
-        assert upstream.journal() == [] and proxy.service.journal.query() == []  # answered by the proxy itself
+        assert upstream.journal() == []  # answered by the proxy itself
 
         reply = requests.post(proxy.url + "/dm/data", json=dm_item("i1"), headers={"Origin": APP}, timeout=TIMEOUT)
         assert reply.json()["code"] == 0 and reply.headers["Access-Control-Allow-Origin"] == APP
@@ -126,12 +127,13 @@ def test_proxy_cors(serve):
         assert [e["headers"]["Origin"] for e in upstream.journal()] == [APP, EVIL]
 
         # the proxy's admin API is guarded as serve's
-        assert requests.get(proxy.url + "/__admin/journal", headers={"Host": "attacker.example"},
-                            timeout=TIMEOUT).status_code == 403
+        journal = proxy.url + "/__admin/journal"
+        assert requests.get(journal, headers={"Host": "attacker.example"}, timeout=TIMEOUT).status_code == 403
+        assert requests.get(journal, headers={"Host": "proxy.lan:80"}, timeout=TIMEOUT).status_code == 200
         assert requests.post(proxy.url + "/__admin/reset", headers={"Origin": EVIL}, timeout=TIMEOUT).status_code == 403
-        assert len(proxy.service.journal.query()) == 2
+        assert requests.get(journal, timeout=TIMEOUT).json()["count"] == 2
     finally:
-        proxy.stop()
+        proxy.close()
 
 
 # -- the admin API and web pages ------------------------------------------------------------------------------
