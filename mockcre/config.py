@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, fields
 from mockcre.auth import Accounts
 from mockcre.engine.clock import Clock
 from mockcre.contracts.jsonbody import DEFAULT_MAX_BYTES
+from mockcre.cors import parse_origin
 
 
 @dataclass
@@ -22,6 +23,8 @@ class Config:
     watch: bool = False  # reload changed scenario files without a restart
     state_file: str | None = None  # SQLite file keeping every accepted report across restarts
     admin_token: str | None = None  # Bearer token required by /__admin when set
+    cors_origins: list = field(default_factory=list)  # origins allowed CORS on the API paths; empty: any
+    allowed_hosts: list = field(default_factory=list)  # Host names /__admin answers besides loopback and its address
     # the mock's one clock; also a moment to start frozen at (epoch seconds or ISO 8601, as --clock T) or a
     # callable giving epoch seconds
     clock: Clock = field(default_factory=Clock)
@@ -40,4 +43,6 @@ class Config:
             mapping["accounts"] = Accounts.parse(accounts)
         if "clock" in mapping:
             mapping["clock"] = Clock.of(mapping["clock"])
+        mapping["cors_origins"] = [parse_origin(o) for o in mapping.get("cors_origins") or ()]
+        mapping["allowed_hosts"] = [h.strip().lower() for h in mapping.get("allowed_hosts") or ()]
         return cls(**mapping)

@@ -22,7 +22,7 @@ import pytest
 from mockcre import __version__
 from mockcre.testing import MockcreServer, ScenarioLoadError, tally_lines
 
-MARKER_ARGS = ("scenario", "strict", "allow_violations")
+MARKER_ARGS = ("scenario", "strict", "allow_violations", "cors_origins")
 
 _SESSION = pytest.StashKey["_Session"]()
 
@@ -63,9 +63,10 @@ def pytest_addoption(parser):
 def pytest_configure(config):
     config.addinivalue_line(
         "markers",
-        "mockcre(scenario=None, strict=None, allow_violations=False): load scenario(s) (a bundled name, a path "
-        "relative to the test file or --mockcre-scenario-dir, or a mapping) into the mockcre server, switch the "
-        "strict contract, or let the test send contract-breaking requests on purpose.")
+        "mockcre(scenario=None, strict=None, allow_violations=False, cors_origins=None): load scenario(s) (a bundled "
+        "name, a path relative to the test file or --mockcre-scenario-dir, or a mapping) into the mockcre server, "
+        "switch the strict contract, let the test send contract-breaking requests on purpose, or allow CORS on the "
+        "API only for these origins.")
     config.stash[_SESSION] = _Session(config)
 
 
@@ -125,11 +126,11 @@ def mockcre(request, mockcre_server):
     options = _marker_options(request.node)
     mockcre_server.base_dir = Path(str(request.node.path)).parent
     try:
-        mockcre_server.begin_test(options["scenario"], options["strict"])
+        mockcre_server.begin_test(options["scenario"], options["strict"], options["cors_origins"])
     except ScenarioLoadError as exc:
         pytest.fail(f"@pytest.mark.mockcre(scenario={exc.source!r}): {exc.reason}", pytrace=False)
     yield mockcre_server
-    mockcre_server.service.config.strict = mockcre_server.strict  # between tests, the session's default
+    mockcre_server.end_test()  # between tests, the session's defaults
     if not options["allow_violations"]:
         try:
             mockcre_server.assert_no_violations()
@@ -146,7 +147,7 @@ def _mockcre_marker(request):
 
 
 def _marker_options(node) -> dict:
-    options = {"scenario": [], "strict": None, "allow_violations": False}
+    options = {"scenario": [], "strict": None, "allow_violations": False, "cors_origins": None}
     for mark in reversed(list(node.iter_markers("mockcre"))):  # closest last, so the closest wins
         unknown = sorted(set(mark.kwargs) - set(MARKER_ARGS))
         if unknown:
@@ -155,7 +156,7 @@ def _marker_options(node) -> dict:
         scenario = mark.kwargs.get("scenario", list(mark.args) or None)
         if scenario is not None:
             options["scenario"] = scenario
-        for key in ("strict", "allow_violations"):
+        for key in ("strict", "allow_violations", "cors_origins"):
             if key in mark.kwargs:
                 options[key] = mark.kwargs[key]
     return options

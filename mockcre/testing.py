@@ -22,6 +22,7 @@ import socket
 from pathlib import Path
 
 from mockcre import __version__
+from mockcre.cors import parse_origin
 
 META_FIELDS = ("kind", "dialect", "partition", "seq")
 CLOSEST_SHOWN = 3  # near misses spelled out by assert_called
@@ -71,6 +72,7 @@ class MockcreServer:
         self._counted = 0  # journal seq counted into the tally so far
         self._loaded_key = None  # the scenario files begin_test loaded last, to keep them loaded (see there)
         self._loaded_names = None
+        self._cors_origins: list = []  # this server's own, from its config (see end_test)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -84,6 +86,7 @@ class MockcreServer:
 
             try:
                 app = create_app({"strict": self.strict, **self.app_config})
+                self._cors_origins = app.extensions["mockcre"].config.cors_origins
                 self.server = ThreadedServer(app, sock=self._sock).start()
                 self._sock = None  # the server has it now
                 self.begin_test()
@@ -113,9 +116,10 @@ class MockcreServer:
         if exc_type is None and not self.allow_violations:
             self.assert_no_violations()
 
-    def begin_test(self, scenario=None, strict=None) -> None:
-        """A fresh start for the next test on a long-lived server: store, journal, scenario states and the
-        record of violations emptied; ``strict`` and ``scenario`` (default: this server's) in force.
+    def begin_test(self, scenario=None, strict=None, cors_origins=None) -> None:
+        """A fresh start for the next test on a long-lived server: store, journal, scenario states, clock and
+        the record of violations emptied; ``strict``, ``cors_origins`` and ``scenario`` (default: this
+        server's) in force.
 
         The same scenario files as the previous call, unchanged and alone, stay loaded and are only
         reset (states, counters, fixtures re-applied): milliseconds instead of parsing them again.
@@ -123,6 +127,8 @@ class MockcreServer:
         self._count_new()
         self._earlier = []
         self.service.config.strict = self.strict if strict is None else bool(strict)
+        self.service.config.cors_origins = self._cors_origins if cors_origins is None else \
+            [parse_origin(o) for o in cors_origins]
         wanted = self.scenario if scenario is None else _as_list(scenario)
         sources = []
         for source in wanted:
@@ -143,6 +149,11 @@ class MockcreServer:
             except (OSError, ValueError) as exc:  # ScenarioError is a ValueError
                 raise ScenarioLoadError(original, _explain(exc)) from exc
         self._loaded_key, self._loaded_names = key, names
+
+    def end_test(self) -> None:
+        """Between tests: this server's own ``strict`` and ``cors_origins`` again."""
+        self.service.config.strict = self.strict
+        self.service.config.cors_origins = self._cors_origins
 
     # -- reading -------------------------------------------------------------------------------
 

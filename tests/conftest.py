@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import shutil
 
 import pytest
 
@@ -17,3 +18,23 @@ def example():
         return copy.deepcopy(load_schema(name)["examples"][index])
 
     return make
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Debian chromium driven by selenium (imported here: only the browser tests need it)."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service as ChromeService
+
+    chromium, chromedriver = shutil.which("chromium"), shutil.which("chromedriver")
+    assert chromium and chromedriver, "the browser tests need Debian's chromium and chromium-driver (see the README)"
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1280,900"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=ChromeService(chromedriver), options=options)
+    driver.set_page_load_timeout(20)
+    driver.set_script_timeout(15)  # every execute_async_script is bounded
+    yield driver
+    driver.quit()

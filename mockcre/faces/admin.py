@@ -3,12 +3,14 @@
 health, journal (GET with filters, DELETE), reset, scenarios (GET / POST / DELETE) and state
 (paginated), JSON throughout. When the app's ``admin_token`` is set, every call needs
 ``Authorization: Bearer <token>`` (compared in constant time) and gets 401 otherwise; ``mockcre
-serve`` refuses a non-loopback ``--host`` without one.
+serve`` refuses a non-loopback ``--host`` without one. Before the token, web pages are kept out
+(403): a ``Host`` that is not the server's (DNS rebinding) and cross-site writes.
 """
 
 from __future__ import annotations
 
 import hmac
+from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, redirect, request
 
@@ -20,6 +22,8 @@ from mockcre.domain import GLOBAL_POOL
 blueprint = Blueprint("admin", __name__)
 ADMIN_PREFIX = "/__admin"
 COOKIE = "mockcre_admin"
+LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
+WRITES = {"POST", "PUT", "PATCH", "DELETE"}
 
 STATE_LIMIT = 100  # default page of /__admin/state
 STATE_MAX_LIMIT = 1_000
@@ -43,10 +47,52 @@ def _bad_request(exc: BadRequest):
     return _json_error(400, str(exc))
 
 
+def _is_admin(path: str) -> bool:
+    """Every path under /__admin: this blueprint, the dashboard, and unknown paths alike."""
+    return path == ADMIN_PREFIX or path.startswith(ADMIN_PREFIX + "/")
+
+
+@blueprint.before_app_request
+def _refuse_web_pages():
+    """Any web page open in the developer's browser can send requests to a mock on loopback.
+
+    DNS rebinding makes such a page same-origin with the mock under the page's own host name, so
+    every call needs a Host that is a loopback name, the listening address or an ``--allowed-host``.
+    A page on another origin cannot read the replies, but its form posts and no-cors fetches do
+    arrive: a write that carries a foreign ``Origin`` or a cross-site ``Sec-Fetch-Site`` is refused.
+    Clients that are not browsers send neither header.
+    """
+    if not _is_admin(request.path):
+        return None
+    name = urlsplit("//" + request.host).hostname
+    if name not in LOOPBACK_NAMES and name != request.environ.get("SERVER_NAME") \
+            and name not in _service().config.allowed_hosts:
+        yours = f". If the name is yours, start mockcre with --allowed-host {name}" if name else ""
+        return _json_error(403, "Forbidden", f"Host {request.host!r} is not this server's address or a loopback name: "
+                                             f"a web page may be reaching the admin API through DNS rebinding{yours}")
+    cross_site = _cross_site() if request.method in WRITES else None
+    if cross_site:
+        return _json_error(403, "Forbidden", f"{request.method} {request.path} is refused: {cross_site}. A web page "
+                                             "from another site may not change the mock; use the dashboard on this "
+                                             "server, or a client that is not a browser")
+    return None
+
+
+def _cross_site() -> str | None:
+    """Why the request comes from a page of another origin, or None."""
+    origin = request.headers.get("Origin")
+    own = f"{request.scheme}://{request.host}".lower()
+    if origin is not None and origin.lower() != own:
+        return f"it comes from a page on {origin}, not on {own}"
+    site = request.headers.get("Sec-Fetch-Site")
+    if site is not None and site.lower() not in ("same-origin", "none"):
+        return f"the browser marks it Sec-Fetch-Site: {site}"
+    return None
+
+
 @blueprint.before_app_request
 def _require_token():
-    """Every path under /__admin (this blueprint, the dashboard, and unknown paths alike)."""
-    if not (request.path == ADMIN_PREFIX or request.path.startswith(ADMIN_PREFIX + "/")):
+    if not _is_admin(request.path):
         return None
     token = _service().config.admin_token
     if not token:

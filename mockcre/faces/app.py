@@ -10,9 +10,10 @@ from flask import Flask
 from werkzeug.exceptions import HTTPException
 from werkzeug.wsgi import get_input_stream
 
-from mockcre.faces import http_errors
+from mockcre.cors import Cors
 from mockcre.domain import PATHS
 from mockcre.engine.service import Reply, Service
+from mockcre.faces import http_errors
 
 
 def create_app(config=None) -> Flask:
@@ -25,7 +26,7 @@ def create_app(config=None) -> Flask:
     app.url_map.merge_slashes = False  # Werkzeug would answer "//x" with an HTML redirect page; here it is a JSON 404
     app.url_map.strict_slashes = False  # and "/__admin" the same as "/__admin/", without a redirect
     app.extensions["mockcre"] = service
-    app.wsgi_app = ApiRoutes(service, app.wsgi_app)
+    app.wsgi_app = Cors(service.config, ApiRoutes(service, app.wsgi_app))
 
     from mockcre.faces import admin, dashboard
 

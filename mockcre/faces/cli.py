@@ -40,7 +40,8 @@ def _serve(args) -> int:
     config = {"strict": args.strict, "seed": args.seed, "accounts": args.account, "journal_file": args.journal,
               "admin_token": args.admin_token, "scenarios": [_scenario_path(s) for s in args.scenario], "watch": args.watch,
               "state_file": args.state, "max_body_bytes": args.max_body_bytes,
-              "max_batch_records": args.max_batch_records, "journal_size": args.journal_size}
+              "max_batch_records": args.max_batch_records, "journal_size": args.journal_size,
+              "cors_origins": args.cors_origin, "allowed_hosts": args.allowed_host}
     if args.clock is not None:
         config["clock"] = args.clock
     try:
@@ -143,6 +144,25 @@ def _add_limits(p: argparse.ArgumentParser, body_note: str) -> None:
                    help="journal entries kept in memory, oldest dropped first (default 10,000)")
 
 
+def _origin(text: str) -> str:
+    """An argparse type for --cors-origin, so a mistyped origin is a usage error that says why."""
+    from mockcre.cors import parse_origin
+
+    try:
+        return parse_origin(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _add_browser_flags(p: argparse.ArgumentParser) -> None:
+    """What web pages in a browser may do: call the API (CORS), reach the admin API by another host name."""
+    p.add_argument("--cors-origin", action="append", default=[], type=_origin, metavar="ORIGIN",
+                   help="allow CORS on the API paths for this origin only, e.g. http://localhost:3000 (repeatable; "
+                        "default: any origin)")
+    p.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                   help="a host name the admin API answers besides loopback names and the listening address (repeatable)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mockcre", description="Mock and contract-test server for Tencent's recommendation APIs (cre and dm dialects).")
@@ -181,6 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
                                               "2017-01-01T00:00:00Z (wins over a scenario's clock:; move it with "
                                               "POST /__admin/clock)")
     p.add_argument("--admin-token", metavar="T", help="require Authorization: Bearer T on /__admin (needed off loopback)")
+    _add_browser_flags(p)
     p.set_defaults(func=_serve)
 
     p = sub.add_parser("state", help="move a persisted store (--state FILE) between machines as JSON lines")
@@ -249,6 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--journal", metavar="FILE", help="also append every journal entry to FILE as a JSON line")
     _add_limits(p, body_note=", not forwarded")
     p.add_argument("--admin-token", metavar="T", help="require Authorization: Bearer T on /__admin (needed off loopback)")
+    _add_browser_flags(p)
     p.set_defaults(func=_proxy)
 
     p = sub.add_parser("sign", help="print md5(BID&REQUEST_ID&TOKEN) for dm requests",

@@ -42,6 +42,7 @@ from mockcre.faces import http_errors
 from mockcre.config import Config
 from mockcre.contracts import ERROR, WARNING, Violation, check, has_errors, jsonbody
 from mockcre.contracts.violations import describe_value
+from mockcre.cors import Cors
 from mockcre.dialects import DIALECTS
 from mockcre.dialects.base import masked_body
 from mockcre.engine.journal import masked_headers
@@ -407,6 +408,7 @@ def create_proxy_app(upstream: str, config=None, timeout: float = DEFAULT_TIMEOU
         response.headers["Content-Length"] = str(len(body))
         return response
 
+    app.wsgi_app = Cors(proxy.config, app.wsgi_app)
     app.add_url_rule("/", "proxy_root", view, methods=METHODS, provide_automatic_options=False)
     app.add_url_rule("/<path:rest>", "proxy_path", view, methods=METHODS, provide_automatic_options=False)
 
@@ -467,7 +469,7 @@ def main(args) -> int:
         return 2
     config = {"strict": args.strict, "journal_file": args.journal, "admin_token": args.admin_token,
               "max_body_bytes": args.max_body_bytes, "max_batch_records": args.max_batch_records,
-              "journal_size": args.journal_size}
+              "journal_size": args.journal_size, "cors_origins": args.cors_origin, "allowed_hosts": args.allowed_host}
     options = {"upstream": args.upstream, "config": config, "timeout": args.upstream_timeout, "record": args.record}
     try:
         Upstream.parse(args.upstream)
