@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 from urllib.parse import urlsplit
 
+from mockcre.domain import PATHS
+
 MAX_AGE_SECONDS = "600"  # how long the browser may reuse a preflight's answer
 
 
@@ -29,8 +31,6 @@ class Cors:
     """
 
     def __init__(self, config, wsgi_app):
-        from mockcre.app import PATHS  # not at the top: mockcre.config imports this module
-
         self.config = config
         self.api_paths = PATHS
         self.wsgi_app = wsgi_app

@@ -68,11 +68,11 @@ def _refuse_web_pages():
     if name not in LOOPBACK_NAMES and name != request.environ.get("SERVER_NAME") \
             and name not in _service().config.allowed_hosts:
         yours = f". If the name is yours, start mockcre with --allowed-host {name}" if name else ""
-        return _json_error(403, "Forbidden", f"Host {request.host!r} is not this server's address or a loopback name: "
+        return _json_error(403, f"Host {request.host!r} is not this server's address or a loopback name: "
                                              f"a web page may be reaching the admin API through DNS rebinding{yours}")
     cross_site = _cross_site() if request.method in WRITES else None
     if cross_site:
-        return _json_error(403, "Forbidden", f"{request.method} {request.path} is refused: {cross_site}. A web page "
+        return _json_error(403, f"{request.method} {request.path} is refused: {cross_site}. A web page "
                                              "from another site may not change the mock; use the dashboard on this "
                                              "server, or a client that is not a browser")
     return None
@@ -258,7 +258,7 @@ def load_scenario():
     try:  # bytes: the scenario's own text, never taken for a path on the server
         name = _service().scenarios.load(raw, label="<admin>")
     except ScenarioError as exc:
-        return _json_error(400, "invalid scenario", problems=list(exc.problems))
+        return _json_error(400, problems=list(exc.problems))
     return {"status": "loaded", "name": name}, 201
 
 
