@@ -6,7 +6,7 @@ Sybil finds the fenced blocks; two evaluators here say what running one means:
   lines under it are what it prints. The command runs in bash, in a fresh folder, with this
   environment's ``mockcre`` first on PATH, against a real ``mockcre serve --scenario shop``
   started for the page on a free 127.0.0.1 port (``127.0.0.1:8088`` and ``localhost:8088`` in the
-  command are rewritten to it). It must exit 0 (write ``|| echo "exit $?"`` to show a failure).
+  command are rewritten to it, and back in what it prints). It must exit 0 (write ``|| echo "exit $?"`` to show a failure).
   Its output is compared as JSON when the page's text is JSON (one document, or one a line), where
   the string ``"..."`` stands for any value (ids that vary, such as ``trace_id``); otherwise as
   text, where ``...`` stands for any run of characters (doctest's ELLIPSIS). Blocks of one page
@@ -145,7 +145,8 @@ def evaluate_console(example) -> None:
         assert done.returncode == 0, (f"{where(example)}: exit {done.returncode}: {command}\n"
                                       f"stdout: {done.stdout}\nstderr: {done.stderr}")
         expected_text = "\n".join(expected)
-        assert output_matches(expected_text, done.stdout), (
+        printed = done.stdout if page.server is None else done.stdout.replace(page.url(), "127.0.0.1:8088")
+        assert output_matches(expected_text, printed), (
             f"{where(example)}: {command}\n--- the page says:\n{expected_text}\n--- it printed:\n{done.stdout}")
 
 

@@ -48,3 +48,26 @@ def test_a_bundled_scenario_loads_by_name_without_its_suffix(text):
 def test_a_one_word_text_that_names_no_bundled_scenario_is_still_text():
     src = read("nosuchscenario")
     assert (src.data, src.path) == ("nosuchscenario", None)  # then refused: "a scenario is a mapping"
+
+
+def test_the_readme_is_a_front_door():
+    text = README.read_text(encoding="utf-8")
+    assert len(text.splitlines()) <= 250
+    headings = re.findall(r"^## (.+)$", text, re.M)
+    assert headings == ["First requests", "In your tests", "In CI", "The documentation"]
+    first_requests = text.split("## First requests")[1].split("## In your tests")[0]
+    for path in ("/upload", "/query", "/dm/data", "/dm/service"):
+        assert re.search(rf"curl -s http://127\.0\.0\.1:8088{path} -H 'Content-Type: application/json'", first_requests), path
+
+
+def test_every_docs_link_of_the_readme_exists():
+    for target in re.findall(r"\]\((docs/[^)#]+)", README.read_text(encoding="utf-8")):
+        assert (ROOT / target).is_file(), target
+
+
+def test_nothing_tells_users_to_pip_install_an_unpublished_name():
+    """mockcre is not on any index: install from a checkout or a wheel (issue 19)."""
+    files = [README, *(ROOT / "docs").rglob("*.md"), *(ROOT / "examples").rglob("*.py"), *(ROOT / "mockcre").rglob("*.py")]
+    for path in files:
+        text = path.read_text(encoding="utf-8")
+        assert not re.search(r"pip install (-\S+ )*mockcre\b(?![-\w./*\[])", text), path
