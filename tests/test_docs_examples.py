@@ -14,8 +14,9 @@ Sybil finds the fenced blocks; two evaluators here say what running one means:
 - ``python`` blocks: a block that defines ``test_`` functions is a test file, run by pytest in a
   subprocess (the mockcre plugin included) and required to pass; any other block is executed.
   A block that is only a snippet line (``--8<-- "path"``, pymdownx.snippets) stands for that file.
+- ``yaml`` blocks with a top-level ``name:`` are scenarios: ``mockcre scenario lint`` must pass them.
 
-Other blocks (``sh`` install lines, ``yaml``, ``text``) are shown, not run; a ``curl`` line or an
+Other blocks (``sh`` install and server lines, ``text``) are shown, not run; a ``curl`` line or an
 address on port 8088 in any block but ``console`` fails :func:`test_every_request_is_in_a_console_block`,
 so no request a page shows escapes this.
 """
@@ -177,7 +178,24 @@ def evaluate_python(example) -> None:
         exec(code, example.namespace)  # noqa: S102 - the page's own example
 
 
-PARSERS = [CodeBlockParser("console", evaluate_console), CodeBlockParser("python", evaluate_python)]
+# -- yaml blocks ------------------------------------------------------------------------------
+
+def evaluate_yaml(example) -> None:
+    """A scenario (a block with a top-level ``name:``) must pass ``mockcre scenario lint``; other YAML is shown only."""
+    page: Page = example.namespace["page"]
+    if not re.search(r"^name:", example.parsed, re.M):
+        return
+    page.blocks += 1
+    scenario = page.workdir / f"scenario_block_{example.line}.yaml"
+    scenario.write_text(example.parsed, encoding="utf-8")
+    done = subprocess.run([str(BIN / "mockcre") if (BIN / "mockcre").exists() else "mockcre", "scenario", "lint",
+                           scenario.name], cwd=page.workdir, capture_output=True, text=True, timeout=RUN_TIMEOUT,
+                          stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, f"{where(example)}: the scenario does not lint:\n{done.stdout}{done.stderr}"
+
+
+PARSERS = [CodeBlockParser("console", evaluate_console), CodeBlockParser("python", evaluate_python),
+           CodeBlockParser("yaml", evaluate_yaml)]
 
 
 @pytest.mark.parametrize("page", PAGES, ids=page_id)
