@@ -1,7 +1,10 @@
 """Testing your own recommendation client against mockcre: copy this file next to your tests.
 
-    pip install mockcre requests
-    pytest test_example_usage.py -v
+    .venv/bin/pip install /path/to/mockcre-checkout requests   # or the wheel: pip install mockcre-0.1.0-py3-none-any.whl
+    .venv/bin/python -m pytest test_example_usage.py -v
+
+(mockcre is not on PyPI: install it from a checkout of its repository or from a wheel built there
+with ``pip wheel --no-deps -w dist .``.)
 
 The ``mockcre`` fixture comes with the package (no conftest needed): a real HTTP server on
 127.0.0.1, emptied before every test. A request that breaks the documented contract fails the

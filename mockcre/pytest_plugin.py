@@ -1,6 +1,6 @@
 """pytest plugin (entry point ``pytest11``): a real mockcre server for your tests, reset before each one.
 
-``pip install mockcre`` is all it takes; then, in any test::
+Installing mockcre (from a checkout or its wheel: it is not on PyPI) is all it takes; then, in any test::
 
     def test_upload(mockcre):
         my_client.upload(base_url=mockcre.url, ...)          # the code under test, over real HTTP

@@ -331,12 +331,13 @@ def test_worker(mockcre, n, tmp_path_factory):
                                  f"mockcre {__version__}: 6 requests received, 0 with violations*"])
 
 
-def test_the_readme_example_passes_and_is_the_file_in_the_readme(pytester):
+def test_the_docs_example_passes_and_is_the_file_in_the_docs(pytester):
     source = EXAMPLE.read_text(encoding="utf-8")
     pytester.makepyfile(test_example_usage=source)
     run(pytester, "-p", "no:randomly").assert_outcomes(passed=6)
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert "```python\n" + source + "```" in readme, "README's 'Use it in your tests' must show examples/test_example_usage.py"
+    page = (ROOT / "docs" / "pytest.md").read_text(encoding="utf-8")
+    assert '```python\n--8<-- "examples/test_example_usage.py"\n```' in page, \
+        "docs/pytest.md must show examples/test_example_usage.py (included by pymdownx.snippets)"
 
 
 def test_reset_of_an_empty_server_takes_under_2_ms(mockcre):

@@ -3,7 +3,7 @@
 Every rule of ``mockcre.faces.quality.RULES`` has a case: a short integration over HTTP, clean except
 for one knob. With the knob turned (``bad=True``) the report holds exactly that finding (rule
 id, severity, count, an example naming the journal seq and the value, the document cited) and
-the section scores follow the README formula; with the knob left alone (``bad=False``) the same
+the section scores follow the formula of docs/report.md; with the knob left alone (``bad=False``) the same
 data raises nothing. Then the bundled scenarios: a realistic shop session in both dialects is
 clean apart from the off-shelf items shop.yaml plants on purpose, and news-feed shows exactly
 its two expired articles.
@@ -25,7 +25,7 @@ from httpkit import (DAY, NOW, TIMEOUT, Client, cre_item, cre_query, cre_upload,
 T = NOW  # the servers' fixed clock
 TYPES = ["衬衫", "夹克", "休闲裤", "针织衫"]
 BRANDS = ["优衣库", "太平鸟", "李宁"]
-WEIGHT = {"error": 40, "warning": 15, "info": 0}  # the README's severity weights, spelled out again on purpose
+WEIGHT = {"error": 40, "warning": 15, "info": 0}  # docs/report.md's severity weights, spelled out again on purpose
 
 
 @dataclass
@@ -451,7 +451,7 @@ def findings_of(report: dict) -> dict:
 
 
 def formula(report: dict) -> dict:
-    """The README's scores, recomputed from the report's own findings and totals."""
+    """docs/report.md's scores, recomputed from the report's own findings and totals."""
     scores = {}
     for section in quality.SECTIONS:
         total = report["totals"][section]

@@ -1,6 +1,6 @@
 """Serving over real HTTP (issue 3): how recommendations are ranked and answered.
 
-The README's "How recommendations are ranked" table, request_num limits, determinism, reply
+The "How recommendations are ranked" table of docs/performance.md, request_num limits, determinism, reply
 shapes (cre scores, dm weights and algid), empty results and dm's ``POST /`` routing.
 """
 
@@ -334,7 +334,7 @@ def test_dm_service_type_3_personalised_and_cold_start(engaged: Client):
 
 
 def test_dm_pcvr_follows_documented_formula(client: Client):
-    """README: 2 pCVR = (conversions+1)/(clicks+2) (algid 12).
+    """docs/performance.md: 2 pCVR = (conversions+1)/(clicks+2) (algid 12).
 
     p: no clicks, no conversions       (0+1)/(0+2) = 0.5
     r: 4 clicks, no conversion         (0+1)/(4+2) = 0.17

@@ -2,7 +2,7 @@
 
 Every candidate gets a *relevance* = base + bonus, and the ranking sorts by (relevance, item
 score, item time, stable hash of the id), best first, so the same state and request always give
-the same list. The README's "How recommendations are ranked" table describes each signal.
+the same list. The "How recommendations are ranked" table of docs/performance.md describes each signal.
 
 The base is popularity for personalised and traffic requests (pCTR, pCVR and item-quality
 requests have bases of their own). Bonuses are given only to *shortlisted* items:

@@ -4,8 +4,8 @@
 engineer to look at the data. This module gives that verdict at once, from the store (what is
 held) and the journal (what was sent and answered, in order). Each finding has a rule id (one of
 :data:`RULES`), a severity, a count, up to five examples (journal sequence numbers and values)
-and the sentence of the document it rests on. Section scores are defined in the README
-("Data-quality report") and computed by :func:`_scores`.
+and the sentence of the document it rests on. Section scores are defined in docs/report.md
+("Scores") and computed by :func:`_scores`.
 
 Items held in the store with no accepted report in the journal were preloaded (scenario
 fixtures, ``--state``, or reports older than the journal keeps): they are judged as arriving at

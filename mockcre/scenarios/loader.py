@@ -56,6 +56,8 @@ def read(source, base_dir=None, label: str | None = None) -> Source:
     """A scenario from a file path, YAML/JSON text, or a mapping. YAML errors raise ScenarioError."""
     if isinstance(source, dict):
         return Source(source, label or "<mapping>", Path(base_dir) if base_dir else None)
+    if isinstance(source, str) and _bundled_stem(source):
+        source = source + ".yaml"  # a bundled scenario named without its suffix: shop, errors, …
     if isinstance(source, Path) or (isinstance(source, str) and "\n" not in source and source.endswith((".yaml", ".yml", ".json"))):
         path = Path(source)
         if not path.exists() and len(path.parts) == 1 and (scenarios_dir() / path).is_file():
@@ -68,6 +70,17 @@ def read(source, base_dir=None, label: str | None = None) -> Source:
     if isinstance(source, bytes):
         source = source.decode("utf-8", errors="replace")
     return _parse(source, label or "<text>", Path(base_dir) if base_dir else None, None)
+
+
+def _bundled_stem(text: str) -> bool:
+    """``text`` names a bundled scenario without ``.yaml`` (``shop``) and no file of that name is here.
+
+    Such a one-word text could never be a scenario itself (a scenario is a mapping), so reading it as
+    the bundled file's name takes nothing away.
+    """
+    if not text or "\n" in text or "/" in text or "\\" in text or text.startswith(".") or Path(text).exists():
+        return False
+    return (scenarios_dir() / f"{text}.yaml").is_file()
 
 
 _SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: ~10x faster on shop.yaml
