@@ -91,7 +91,7 @@ def test_clicks_reach_the_service(client, mockcre):
 
 
 def test_every_test_starts_empty(mockcre):
-    assert mockcre.engine.journal == []
+    assert mockcre.journal == []
     assert mockcre.state()["partitions"] == []
 
 
