@@ -18,6 +18,7 @@ import threading
 from werkzeug.serving import WSGIRequestHandler
 
 from mockcre import __version__, memory
+from mockcre.tls import Certificates, granian_options, trust_lines
 
 # granian's WSGI threads (started as needed). A request holds one while its body arrives, and granian
 # has no body-read timeout, so this many stalled uploads would starve the server; scenario delays and
@@ -31,6 +32,7 @@ SERVER_THREADS = 48
 GIL_SWITCH_SECONDS = 0.00075
 CONFIG_ENV = "MOCKCRE_SERVE_CONFIG"
 PARENT_ENV = "MOCKCRE_SERVE_PARENT"
+PLAIN_DOOR_ENV = "MOCKCRE_SERVE_PLAIN_DOOR"  # [host, port] of plain HTTP beside --tls-port, else empty
 _prebuilt = None  # the app serve() built in the parent; granian's forked worker inherits it
 
 ENDPOINT_LINES = (
@@ -79,10 +81,27 @@ def app_from_env():
     sys.setswitchinterval(GIL_SWITCH_SECONDS)
     config = json.loads(os.environ[CONFIG_ENV])
     if _prebuilt is None:
-        return create_app(config)
-    if config.get("watch"):  # threads do not survive fork: the watcher starts in the worker
-        service_of(_prebuilt).scenarios.watch()
-    return _prebuilt
+        app = create_app(config)
+    else:
+        app = _prebuilt
+        if config.get("watch"):  # threads do not survive fork: the watcher starts in the worker
+            service_of(app).scenarios.watch()
+    _open_plain_door(app)
+    return app
+
+
+def _open_plain_door(app) -> None:
+    """With ``--tls-port``: plain HTTP on ``--port`` through a thread of the worker that serves HTTPS.
+
+    granian listens on one address per server, and a second granian would be a second process with a
+    store, journal and clock of its own; this door serves the very same app object, so a report sent
+    over HTTP is recommended over HTTPS. It is Werkzeug's threaded server, slower than granian, which
+    keeps the HTTPS port (the one an unchanged client dials) and its TLS handshakes in Rust.
+    """
+    door = os.environ.get(PLAIN_DOOR_ENV)
+    if door:
+        host, port = json.loads(door)
+        ThreadedServer(app, host, port).start()
 
 
 def port_is_free(host: str, port: int) -> bool:
@@ -96,13 +115,22 @@ def port_is_free(host: str, port: int) -> bool:
     return True
 
 
-def serve(host: str, port: int, config: dict, threads: int = SERVER_THREADS, out=sys.stdout) -> int:
-    """Serve until SIGINT or SIGTERM; 0 on a clean stop, 1 when the port is taken."""
+def base_url(host: str, port: int, secure: bool = False) -> str:
+    return f"{'https' if secure else 'http'}://{host if ':' not in host else f'[{host}]'}:{port}"
+
+
+def serve(host: str, port: int, config: dict, threads: int = SERVER_THREADS, out=sys.stdout,
+          tls: Certificates | None = None, tls_port: int | None = None) -> int:
+    """Serve until SIGINT or SIGTERM; 0 on a clean stop, 1 when a port is taken.
+
+    With ``tls`` the port speaks HTTPS; with ``tls_port`` too, HTTPS is on ``tls_port`` and plain HTTP
+    stays on ``port``, both into one app (see :func:`_open_plain_door`).
+    """
     from granian import Granian
     from granian.constants import Interfaces
 
-    if not port_is_free(host, port):
-        sys.stderr.write(f"mockcre serve: cannot listen on {host}:{port}: the port is already in use\n")
+    for taken in (p for p in (port, tls_port) if p is not None and not port_is_free(host, p)):
+        sys.stderr.write(f"mockcre serve: cannot listen on {host}:{taken}: the port is already in use\n")
         return 1
     from mockcre.app import create_app
 
@@ -111,13 +139,19 @@ def serve(host: str, port: int, config: dict, threads: int = SERVER_THREADS, out
     _prebuilt = create_app({**config, "watch": False})  # built once; a bad scenario fails here, cleanly
     os.environ[CONFIG_ENV] = json.dumps(config)
     os.environ[PARENT_ENV] = str(os.getpid())
-    base = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
+    os.environ[PLAIN_DOOR_ENV] = json.dumps([host, port]) if tls_port else ""
+    listen = tls_port or port
+    base = base_url(host, listen, tls is not None)
     out.write(f"mockcre {__version__} serving both dialects on {base}\n")
     for label, path in ENDPOINT_LINES:
         out.write(f"  {label:<30} {base}{path}\n")
+    if tls_port:
+        out.write(f"  {'the same over plain HTTP':<30} {base_url(host, port)}/\n")
+    if tls is not None and tls.ca_path is not None:
+        out.write("\n".join(trust_lines(tls.ca_path, base)) + "\n")
     out.flush()
-    Granian("mockcre.server:app_from_env", factory=True, interface=Interfaces.WSGI, address=host, port=port,
-            workers=1, blocking_threads=threads, log_enabled=False).serve()
+    Granian("mockcre.server:app_from_env", factory=True, interface=Interfaces.WSGI, address=host, port=listen,
+            workers=1, blocking_threads=threads, log_enabled=False, **granian_options(tls)).serve()
     return 0
 
 
