@@ -285,6 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-body-bytes", type=_at_least_one, default=DEFAULT_MAX_BYTES, metavar="N",
                    help=f"refuse larger request bodies with a -1 envelope, not forwarded (default {DEFAULT_MAX_BYTES:,})")
     p.add_argument("--admin-token", metavar="T", help="require Authorization: Bearer T on /__admin (needed off loopback)")
+    add_tls_options(p)
     p.set_defaults(func=_proxy)
 
     p = sub.add_parser("sign", help="print md5(BID&REQUEST_ID&TOKEN) for dm requests")

@@ -510,12 +510,14 @@ def app_from_env():
     return app
 
 
-def serve_proxy(host: str, port: int, options: dict, threads: int = 16, out=sys.stdout) -> int:
-    """Serve until SIGINT or SIGTERM; 0 on a clean stop, 1 when the port is taken."""
+def serve_proxy(host: str, port: int, options: dict, threads: int = 16, out=sys.stdout, tls=None) -> int:
+    """Serve until SIGINT or SIGTERM (HTTPS with ``tls``, a :class:`mockcre.tls.Certificates`); 0 on a clean
+    stop, 1 when the port is taken."""
     from granian import Granian
     from granian.constants import Interfaces
 
-    from mockcre.server import PARENT_ENV, port_is_free
+    from mockcre.server import PARENT_ENV, base_url, port_is_free
+    from mockcre.tls import granian_options, trust_lines
 
     if not port_is_free(host, port):
         sys.stderr.write(f"mockcre proxy: cannot listen on {host}:{port}: the port is already in use\n")
@@ -525,25 +527,32 @@ def serve_proxy(host: str, port: int, options: dict, threads: int = 16, out=sys.
     os.environ[CONFIG_ENV] = json.dumps(options)
     os.environ[PARENT_ENV] = str(os.getpid())
     proxy: Proxy = _prebuilt.extensions["mockcre.proxy"]
-    base = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
+    base = base_url(host, port, tls is not None)
     out.write(f"mockcre {__version__} proxy on {base} -> {proxy.upstream.url} "
               f"({'strict' if proxy.config.strict else 'lenient'} contract, upstream timeout {proxy.timeout:g} s)\n")
     out.write(f"  {'API (forwarded)':<30} {base}/upload, /query, /dm/data, /dm/service, / …\n")
     out.write(f"  {'admin and dashboard':<30} {base}/__admin/\n")
     if proxy.recorder is not None:
         out.write(f"  {'recording to':<30} {proxy.recorder.path}\n")
+    if tls is not None and tls.ca_path is not None:
+        out.write("\n".join(trust_lines(tls.ca_path, base)) + "\n")
     out.flush()
     Granian("mockcre.proxy:app_from_env", factory=True, interface=Interfaces.WSGI, address=host, port=port,
-            workers=1, blocking_threads=threads, log_enabled=False).serve()
+            workers=1, blocking_threads=threads, log_enabled=False, **granian_options(tls)).serve()
     return 0
 
 
 def main(args) -> int:
+    from mockcre.cli import serving_certificates, tls_problem
     from mockcre.server import is_loopback
 
     if not is_loopback(args.host) and not args.admin_token:
         sys.stderr.write(f"mockcre proxy: --host {args.host} exposes the proxy beyond this machine; the admin API then "
                          "needs --admin-token T (clients send Authorization: Bearer T)\n")
+        return 2
+    problem = tls_problem(args)
+    if problem:
+        sys.stderr.write(f"mockcre proxy: {problem}\n")
         return 2
     config = {"strict": args.strict, "journal_file": args.journal, "admin_token": args.admin_token,
               "max_body_bytes": args.max_body_bytes}
@@ -552,7 +561,8 @@ def main(args) -> int:
         Upstream.parse(args.upstream)
         if not args.upstream_timeout > 0:
             raise ValueError(f"--upstream-timeout must be more than 0 seconds; got {args.upstream_timeout:g}")
-        return serve_proxy(args.host, args.port, options)
-    except (ValueError, OSError) as exc:
+        with serving_certificates(args) as tls:
+            return serve_proxy(args.host, args.port, options, tls=tls)
+    except (ValueError, OSError) as exc:  # CertificateError is a ValueError
         sys.stderr.write(f"mockcre proxy: {exc}\n")
         return 2
