@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import sys
 import threading
 
@@ -176,7 +177,8 @@ class ThreadedServer:
 
             logging.getLogger("mockcre.server").debug("%s: " + message, type, *args)
 
-    def __init__(self, app, host: str = "127.0.0.1", port: int = 0, sock: socket.socket | None = None):
+    def __init__(self, app, host: str = "127.0.0.1", port: int = 0, sock: socket.socket | None = None,
+                 ssl_context: ssl.SSLContext | None = None):
         from werkzeug.serving import ThreadedWSGIServer
 
         service = app.extensions.get("mockcre") if hasattr(app, "extensions") else None
@@ -205,6 +207,13 @@ class ThreadedServer:
             sock.close()  # the server holds its own duplicate of the descriptor
         else:
             self._server = Server(host, port, app, self.Handler)
+        if ssl_context is not None:
+            # Werkzeug's own wrapping shakes hands in the accept loop, where one silent client would hold
+            # up every other; unshaken, each connection shakes hands on its first read, in its own thread.
+            self._server.socket = ssl_context.wrap_socket(self._server.socket, server_side=True,
+                                                          do_handshake_on_connect=False)
+            self._server.ssl_context = ssl_context  # wsgi.url_scheme https
+        self.scheme = "http" if ssl_context is None else "https"
         self.host, self.port = host, self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                         name=f"mockcre-server-{self.port}", daemon=True)
@@ -222,7 +231,7 @@ class ThreadedServer:
             host = "127.0.0.1"
         elif host == "::":
             host = "::1"
-        return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
+        return f"{self.scheme}://[{host}]:{self.port}" if ":" in host else f"{self.scheme}://{host}:{self.port}"
 
     def start(self) -> "ThreadedServer":
         if not self._started:

@@ -11,6 +11,7 @@ import http.client
 import json
 import shutil
 import signal
+import socket
 import ssl
 import subprocess
 from pathlib import Path
@@ -20,7 +21,9 @@ import requests
 import trustme
 from cryptography import x509
 
+import mockcre
 from mockcre import tls
+from mockcre.server import ThreadedServer
 
 from httpkit import TIMEOUT, cre_item, cre_query, cre_upload, dm_item, dm_recommend, free_port, start, stop_soon
 from servekit import ServeProcess, run_cli, started_servers
@@ -95,6 +98,21 @@ def test_the_made_certificate_covers_loopback_the_real_hosts_and_extra_names(tmp
     assert "PRIVATE KEY" not in certs.ca_path.read_text()  # clients get the CA certificate, never its key
     certs.server_context()  # the pair loads as a server certificate
     assert certs.client_context().verify_mode == ssl.CERT_REQUIRED
+
+
+def test_the_in_process_server_serves_https_and_a_silent_client_holds_up_no_one(tmp_path):
+    """ThreadedServer (the pytest handle's server) over TLS: handshakes happen per connection, not in accept."""
+    certs = tls.make_local(tmp_path)
+    server = ThreadedServer(mockcre.create_app(), ssl_context=certs.server_context()).start()
+    try:
+        assert server.url == f"https://127.0.0.1:{server.port}"
+        with socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT):  # connects, never says hello
+            resp = requests.post(server.url + "/dm/data", json=dm_item("a"), verify=str(certs.ca_path), timeout=5)
+        assert resp.json()["code"] == 0
+        entry = requests.get(server.url + "/__admin/journal", verify=str(certs.ca_path), timeout=TIMEOUT).json()
+        assert [e["endpoint"] for e in entry["entries"]] == ["dm.data"]
+    finally:
+        stop_soon(server)
 
 
 # -- mockcre serve --tls ------------------------------------------------------------------------
