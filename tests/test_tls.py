@@ -276,3 +276,40 @@ class ProxyServe(HttpsServe):
     """``mockcre proxy --tls ...`` (the arguments name the upstream)."""
 
     command = "proxy"
+
+
+JAVA_CLIENT = """
+import java.net.HttpURLConnection;
+import java.net.URL;
+import java.nio.charset.StandardCharsets;
+
+public class Post {
+    public static void main(String[] args) throws Exception {
+        HttpURLConnection c = (HttpURLConnection) new URL(args[0]).openConnection();
+        c.setRequestMethod("POST");
+        c.setDoOutput(true);
+        c.setRequestProperty("Content-Type", "application/json");
+        c.getOutputStream().write(args[1].getBytes(StandardCharsets.UTF_8));
+        System.out.print(new String(c.getInputStream().readAllBytes(), StandardCharsets.UTF_8));
+    }
+}
+"""
+
+
+@pytest.mark.skipif(shutil.which("java") is None or shutil.which("keytool") is None, reason="no JDK")
+def test_a_java_client_trusts_the_ca_by_the_printed_keytool_line(https_serve, tmp_path):
+    """A stock HttpURLConnection dials the real host name (a hosts file for the JVM only) and verifies."""
+    server = https_serve()
+    java_lines = [line.split("Java:", 1)[1] for line in server.stdout().splitlines() if "Java:" in line]
+    imported = subprocess.run(java_lines[0], shell=True, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert imported.returncode == 0, imported.stderr
+    (tmp_path / "hosts").write_text(f"127.0.0.1 {CRE_HOST}\n")
+    (tmp_path / "Post.java").write_text(JAVA_CLIENT)
+    java = ["java", "-Djdk.net.hosts.file=hosts", "-Djavax.net.ssl.trustStore=mockcre-truststore.p12",
+            "-Djavax.net.ssl.trustStorePassword=changeit", "Post.java", f"https://{CRE_HOST}:{server.port}/query",
+            json.dumps(cre_query())]
+    done = subprocess.run(java, cwd=tmp_path, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0 and json.loads(done.stdout)["code"] == "0", done.stderr
+    untrusting = subprocess.run([java[0], java[1], *java[4:]], cwd=tmp_path, capture_output=True, text=True,
+                                timeout=120, stdin=subprocess.DEVNULL)
+    assert untrusting.returncode != 0 and "PKIX path building failed" in untrusting.stderr
