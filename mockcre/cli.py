@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from mockcre import __version__
+from mockcre import __version__, tls
 from mockcre.contracts.jsonbody import DEFAULT_MAX_BYTES
 from mockcre.domain import DIALECTS, REQUEST_KINDS, RESPONSE_KINDS
 from mockcre.scenarios import ScenarioError
@@ -20,7 +20,6 @@ def _validate(args) -> int:
 def _serve(args) -> int:
     from mockcre.auth import Accounts
     from mockcre.server import is_loopback, serve
-    from mockcre.tls import CertificateError
 
     try:
         Accounts.parse(args.account)
@@ -35,60 +34,19 @@ def _serve(args) -> int:
               "admin_token": args.admin_token, "scenarios": [_scenario_path(s) for s in args.scenario], "watch": args.watch,
               "state_file": args.state, "max_body_bytes": args.max_body_bytes,
               "max_batch_records": args.max_batch_records, "journal_size": args.journal_size}
-    problem = tls_problem(args)
+    problem = tls.problem_with(args)
     if problem:
         sys.stderr.write(f"mockcre serve: {problem}\n")
         return 2
     try:
-        with serving_certificates(args) as tls:
-            return serve(args.host, args.port, config, tls=tls, tls_port=args.tls_port)
-    except CertificateError as exc:
+        with tls.certificates_for(args) as certificates:
+            return serve(args.host, args.port, config, tls=certificates, tls_port=args.tls_port)
+    except tls.CertificateError as exc:
         sys.stderr.write(f"mockcre serve: {exc}\n")
         return 2
     except ScenarioError as exc:
         sys.stderr.write("mockcre serve: the scenario does not load:\n  " + "\n  ".join(exc.problems) + "\n")
         return 2
-
-
-def add_tls_options(parser: argparse.ArgumentParser) -> None:
-    """``--tls`` and its companions, the same for ``serve`` and ``proxy``."""
-    parser.add_argument("--tls", action="store_true",
-                        help="serve HTTPS, as the real hosts do, so a client keeps its https:// URL")
-    parser.add_argument("--tls-cert", metavar="FILE", help="certificate chain (PEM) to serve; default: one made now "
-                                                            "for loopback, the real hosts and --tls-name, by a new local CA")
-    parser.add_argument("--tls-key", metavar="FILE", help="the private key (PEM) of --tls-cert")
-    parser.add_argument("--tls-ca-out", metavar="FILE",
-                        help="where to write the made CA's certificate for clients to trust (default ./mockcre-ca.pem)")
-    parser.add_argument("--tls-name", action="append", default=[], metavar="NAME",
-                        help="one more host name or IP address the made certificate covers (repeatable)")
-
-
-def _tls_wanted(args) -> bool:
-    return args.tls or getattr(args, "tls_port", None) is not None  # proxy has no --tls-port
-
-
-def tls_problem(args) -> str | None:
-    """What is wrong with the TLS options together, if anything."""
-    if bool(args.tls_cert) != bool(args.tls_key):
-        return "--tls-cert and --tls-key go together"
-    if args.tls_cert and (args.tls_name or args.tls_ca_out):
-        return "--tls-name and --tls-ca-out describe the certificate mockcre makes; with --tls-cert it makes none"
-    if getattr(args, "tls_port", None) == args.port:
-        return f"--tls-port {args.port} is --port too; HTTPS and plain HTTP need a port each"
-    if not _tls_wanted(args) and (args.tls_cert or args.tls_name or args.tls_ca_out):
-        return "--tls-cert, --tls-key, --tls-name and --tls-ca-out need --tls"
-    return None
-
-
-def serving_certificates(args):
-    """A context holding the server's certificates while it runs (``None`` for plain HTTP)."""
-    import contextlib
-
-    from mockcre import tls
-
-    if not _tls_wanted(args):
-        return contextlib.nullcontext()
-    return tls.serving_certificates(args.tls_cert, args.tls_key, args.tls_name, args.tls_ca_out)
 
 
 def _scenario_path(name: str) -> str:
@@ -213,7 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--journal-size", type=_at_least_one, default=10_000, metavar="N",
                    help="journal entries kept in memory, oldest dropped first (default 10,000)")
     p.add_argument("--admin-token", metavar="T", help="require Authorization: Bearer T on /__admin (needed off loopback)")
-    add_tls_options(p)
+    tls.add_options(p)
     p.add_argument("--tls-port", type=int, metavar="N",
                    help="serve HTTPS on N as well, plain HTTP staying on --port; both share one state (implies --tls)")
     p.set_defaults(func=_serve)
@@ -285,7 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-body-bytes", type=_at_least_one, default=DEFAULT_MAX_BYTES, metavar="N",
                    help=f"refuse larger request bodies with a -1 envelope, not forwarded (default {DEFAULT_MAX_BYTES:,})")
     p.add_argument("--admin-token", metavar="T", help="require Authorization: Bearer T on /__admin (needed off loopback)")
-    add_tls_options(p)
+    tls.add_options(p)
     p.set_defaults(func=_proxy)
 
     p = sub.add_parser("sign", help="print md5(BID&REQUEST_ID&TOKEN) for dm requests")

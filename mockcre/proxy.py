@@ -543,14 +543,14 @@ def serve_proxy(host: str, port: int, options: dict, threads: int = 16, out=sys.
 
 
 def main(args) -> int:
-    from mockcre.cli import serving_certificates, tls_problem
+    from mockcre import tls
     from mockcre.server import is_loopback
 
     if not is_loopback(args.host) and not args.admin_token:
         sys.stderr.write(f"mockcre proxy: --host {args.host} exposes the proxy beyond this machine; the admin API then "
                          "needs --admin-token T (clients send Authorization: Bearer T)\n")
         return 2
-    problem = tls_problem(args)
+    problem = tls.problem_with(args)
     if problem:
         sys.stderr.write(f"mockcre proxy: {problem}\n")
         return 2
@@ -561,8 +561,8 @@ def main(args) -> int:
         Upstream.parse(args.upstream)
         if not args.upstream_timeout > 0:
             raise ValueError(f"--upstream-timeout must be more than 0 seconds; got {args.upstream_timeout:g}")
-        with serving_certificates(args) as tls:
-            return serve_proxy(args.host, args.port, options, tls=tls)
+        with tls.certificates_for(args) as certificates:
+            return serve_proxy(args.host, args.port, options, tls=certificates)
     except (ValueError, OSError) as exc:  # CertificateError is a ValueError
         sys.stderr.write(f"mockcre proxy: {exc}\n")
         return 2

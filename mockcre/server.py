@@ -168,7 +168,8 @@ class ThreadedServer:
     instead of stderr. ``sock`` serves on a socket bound (and listening) beforehand, which is how the
     pytest plugin shows the URL in its header before the app exists. A host other than loopback
     needs the app's ``admin_token``, as ``mockcre serve`` does; :attr:`url` always names a loopback
-    address, so tests reach a server bound to 0.0.0.0 through 127.0.0.1.
+    address, so tests reach a server bound to 0.0.0.0 through 127.0.0.1. ``ssl_context`` (a server
+    context, e.g. ``mockcre.tls.make_local(folder).server_context()``) serves HTTPS.
     """
 
     class Handler(_QuietHandler):

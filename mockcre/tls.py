@@ -76,8 +76,8 @@ def from_files(cert: str, key: str) -> Certificates:
     try:
         found.server_context()
     except (OSError, ssl.SSLError) as exc:
-        raise CertificateError(f"--tls-cert {cert} / --tls-key {key} do not load as a certificate chain and its key: {exc}") \
-            from None
+        raise CertificateError(f"--tls-cert {cert} / --tls-key {key} do not load as a certificate chain and its key: "
+                               f"{exc}") from None
     return found
 
 
@@ -114,3 +114,43 @@ def serving_certificates(cert: str | None = None, key: str | None = None, names=
         return
     with tempfile.TemporaryDirectory(prefix="mockcre-tls-") as folder:
         yield make_local(Path(folder), names, Path(ca_out or DEFAULT_CA_OUT).resolve())
+
+
+# -- the command-line options ---------------------------------------------------------------------
+
+
+def add_options(parser) -> None:
+    """``--tls`` and its companions on an argparse parser, the same for ``serve`` and ``proxy``."""
+    parser.add_argument("--tls", action="store_true",
+                        help="serve HTTPS, as the real hosts do, so a client keeps its https:// URL")
+    parser.add_argument("--tls-cert", metavar="FILE", help="certificate chain (PEM) to serve; default: one made now "
+                                                            "for loopback, the real hosts and --tls-name, by a new local CA")
+    parser.add_argument("--tls-key", metavar="FILE", help="the private key (PEM) of --tls-cert")
+    parser.add_argument("--tls-ca-out", metavar="FILE",
+                        help="where to write the made CA's certificate for clients to trust (default ./mockcre-ca.pem)")
+    parser.add_argument("--tls-name", action="append", default=[], metavar="NAME",
+                        help="one more host name or IP address the made certificate covers (repeatable)")
+
+
+def _tls_wanted(args) -> bool:
+    return args.tls or getattr(args, "tls_port", None) is not None  # proxy has no --tls-port
+
+
+def problem_with(args) -> str | None:
+    """What is wrong with the TLS options together, if anything."""
+    if bool(args.tls_cert) != bool(args.tls_key):
+        return "--tls-cert and --tls-key go together"
+    if args.tls_cert and (args.tls_name or args.tls_ca_out):
+        return "--tls-name and --tls-ca-out describe the certificate mockcre makes; with --tls-cert it makes none"
+    if getattr(args, "tls_port", None) == args.port:
+        return f"--tls-port {args.port} is --port too; HTTPS and plain HTTP need a port each"
+    if not _tls_wanted(args) and (args.tls_cert or args.tls_name or args.tls_ca_out):
+        return "--tls-cert, --tls-key, --tls-name and --tls-ca-out need --tls"
+    return None
+
+
+def certificates_for(args):
+    """A context holding the certificates the options ask for while the server runs (``None``: plain HTTP)."""
+    if not _tls_wanted(args):
+        return contextlib.nullcontext()
+    return serving_certificates(args.tls_cert, args.tls_key, args.tls_name, args.tls_ca_out)
