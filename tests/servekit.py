@@ -76,10 +76,11 @@ class ServeProcess:
     """``mockcre serve --port PORT ARGS`` on a free 127.0.0.1 port, in a session of its own.
 
     Ready (``GET /__admin/health`` answered 200) when the constructor returns, unless ``wait=False``;
-    stdout and stderr go to ``serve-PORT.out`` and ``.err`` in ``workdir``. :meth:`request` is plain
+    stdout and stderr go to ``serve-PORT.out`` (or ``proxy-``) and ``.err`` in ``workdir``. :meth:`request` is plain
     ``http.client`` on a fresh connection; subclasses add what their tests need.
     """
 
+    command = "serve"  # or "proxy", which answers the same health check
     timeout = 30.0  # seconds for one request
     start_within = 15.0  # seconds for the health check to answer
 
@@ -90,10 +91,10 @@ class ServeProcess:
         # with --admin-token even the health check needs the token
         self.admin_token = args[args.index("--admin-token") + 1] if "--admin-token" in args else None
         self.workers: list[int] = []
-        self._out = open(workdir / f"serve-{self.port}.out", "w+", encoding="utf-8")
-        self._err = open(workdir / f"serve-{self.port}.err", "w+", encoding="utf-8")
+        self._out = open(workdir / f"{self.command}-{self.port}.out", "w+", encoding="utf-8")
+        self._err = open(workdir / f"{self.command}-{self.port}.err", "w+", encoding="utf-8")
         self.started = time.monotonic()
-        self.proc = subprocess.Popen(mockcre_command() + ["serve", "--port", str(self.port), *args],
+        self.proc = subprocess.Popen(mockcre_command() + [self.command, "--port", str(self.port), *args],
                                      stdout=self._out, stderr=self._err, stdin=subprocess.DEVNULL,
                                      start_new_session=True, cwd=cwd)
         if wait:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from mockcre import __version__
+from mockcre import __version__, tls
 from mockcre.contracts.jsonbody import DEFAULT_MAX_BYTES
 from mockcre.domain import DIALECTS, REQUEST_KINDS, RESPONSE_KINDS
 from mockcre.scenarios import ScenarioError
@@ -44,8 +44,16 @@ def _serve(args) -> int:
               "cors_origins": args.cors_origin, "allowed_hosts": args.allowed_host}
     if args.clock is not None:
         config["clock"] = args.clock
+    problem = tls.problem_with(args)
+    if problem:
+        sys.stderr.write(f"mockcre serve: {problem}\n")
+        return 2
     try:
-        return serve(args.host, args.port, config)
+        with tls.certificates_for(args) as certificates:
+            return serve(args.host, args.port, config, tls=certificates, tls_port=args.tls_port)
+    except tls.CertificateError as exc:
+        sys.stderr.write(f"mockcre serve: {exc}\n")
+        return 2
     except ScenarioError as exc:
         sys.stderr.write("mockcre serve: the scenario does not load:\n  " + "\n  ".join(exc.problems) + "\n")
         return 2
@@ -202,6 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
                                               "POST /__admin/clock)")
     p.add_argument("--admin-token", metavar="T", help="require Authorization: Bearer T on /__admin (needed off loopback)")
     _add_browser_flags(p)
+    tls.add_options(p)
+    p.add_argument("--tls-port", type=int, metavar="N",
+                   help="serve HTTPS on N as well, plain HTTP staying on --port; both share one state (implies --tls)")
     p.set_defaults(func=_serve)
 
     p = sub.add_parser("state", help="move a persisted store (--state FILE) between machines as JSON lines")
@@ -271,6 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_limits(p, body_note=", not forwarded")
     p.add_argument("--admin-token", metavar="T", help="require Authorization: Bearer T on /__admin (needed off loopback)")
     _add_browser_flags(p)
+    tls.add_options(p)
     p.set_defaults(func=_proxy)
 
     p = sub.add_parser("sign", help="print md5(BID&REQUEST_ID&TOKEN) for dm requests",

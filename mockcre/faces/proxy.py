@@ -439,33 +439,42 @@ def _flush_recording_at_exit(app) -> None:
         util.Finalize(None, recorder.flush, exitpriority=10)
 
 
-def serve_proxy(host: str, port: int, options: dict, threads: int = 16, out=sys.stdout) -> int:
-    """Serve until SIGINT or SIGTERM; 0 on a clean stop, 2 when it cannot start (the port is taken)."""
-    from mockcre.faces.server import EXIT_CANNOT_START, WorkerHandoff, port_is_free, run_granian
+def serve_proxy(host: str, port: int, options: dict, threads: int = 16, out=sys.stdout, tls=None) -> int:
+    """Serve until SIGINT or SIGTERM (HTTPS with ``tls``, a :class:`mockcre.tls.Certificates`); 0 on a clean
+    stop, 2 when it cannot start (the port is taken)."""
+    from mockcre.faces.server import EXIT_CANNOT_START, WorkerHandoff, base_url, port_is_free, run_granian
+    from mockcre.tls import trust_lines
 
     if not port_is_free(host, port):
         sys.stderr.write(f"mockcre proxy: cannot listen on {host}:{port}: the port is already in use\n")
         return EXIT_CANNOT_START
     app = create_proxy_app(**options)
     proxy: Proxy = app.extensions["mockcre.proxy"]
-    base = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
+    base = base_url(host, port, tls is not None)
     out.write(f"mockcre {__version__} proxy on {base} -> {proxy.upstream.url} "
               f"({'strict' if proxy.config.strict else 'lenient'} contract, upstream timeout {proxy.timeout:g} s)\n")
     out.write(f"  {'API (forwarded)':<30} {base}/upload, /query, /dm/data, /dm/service, / …\n")
     out.write(f"  {'admin and dashboard':<30} {base}/__admin/\n")
     if proxy.recorder is not None:
         out.write(f"  {'recording to':<30} {proxy.recorder.path}\n")
+    if tls is not None and tls.ca_path is not None:
+        out.write("\n".join(trust_lines(tls.ca_path, base)) + "\n")
     out.flush()
-    run_granian(WorkerHandoff(app, os.getpid(), _flush_recording_at_exit), host, port, threads)
+    run_granian(WorkerHandoff(app, os.getpid(), _flush_recording_at_exit), host, port, threads, tls)
     return 0
 
 
 def main(args) -> int:
+    from mockcre import tls
     from mockcre.faces.server import is_loopback
 
     if not is_loopback(args.host) and not args.admin_token:
         sys.stderr.write(f"mockcre proxy: --host {args.host} exposes the proxy beyond this machine; the admin API then "
                          "needs --admin-token T (clients send Authorization: Bearer T)\n")
+        return 2
+    problem = tls.problem_with(args)
+    if problem:
+        sys.stderr.write(f"mockcre proxy: {problem}\n")
         return 2
     config = {"strict": args.strict, "journal_file": args.journal, "admin_token": args.admin_token,
               "max_body_bytes": args.max_body_bytes, "max_batch_records": args.max_batch_records,
@@ -475,7 +484,8 @@ def main(args) -> int:
         Upstream.parse(args.upstream)
         if not args.upstream_timeout > 0:
             raise ValueError(f"--upstream-timeout must be more than 0 seconds; got {args.upstream_timeout:g}")
-        return serve_proxy(args.host, args.port, options)
-    except (ValueError, OSError) as exc:
+        with tls.certificates_for(args) as certificates:
+            return serve_proxy(args.host, args.port, options, tls=certificates)
+    except (ValueError, OSError) as exc:  # CertificateError is a ValueError
         sys.stderr.write(f"mockcre proxy: {exc}\n")
         return 2

@@ -11,9 +11,11 @@ import ipaddress
 import os
 import signal
 import socket
+import ssl
 import sys
 import threading
 from dataclasses import dataclass
+from functools import partial
 from typing import Callable
 
 from werkzeug.serving import WSGIRequestHandler
@@ -21,6 +23,7 @@ from werkzeug.serving import WSGIRequestHandler
 from mockcre import __version__, memory
 from mockcre.domain import PATHS
 from mockcre.text import plural
+from mockcre.tls import Certificates, granian_options, trust_lines
 
 # granian's WSGI threads (started as needed). A request holds one while its body arrives, and granian
 # has no body-read timeout, so this many stalled uploads would starve the server; scenario delays and
@@ -84,13 +87,13 @@ class WorkerHandoff:
         return self.app
 
 
-def run_granian(handoff: WorkerHandoff, host: str, port: int, threads: int) -> None:
-    """Serve ``handoff.app`` in one granian worker until SIGINT or SIGTERM (serve and proxy alike)."""
+def run_granian(handoff: WorkerHandoff, host: str, port: int, threads: int, tls: Certificates | None = None) -> None:
+    """Serve ``handoff.app`` in one granian worker until SIGINT or SIGTERM (serve and proxy alike; HTTPS with ``tls``)."""
     from granian import Granian
     from granian.constants import Interfaces
 
     Granian("mockcre", interface=Interfaces.WSGI, address=host, port=port, workers=1, blocking_threads=threads,
-            log_enabled=False).serve(target_loader=handoff, wrap_loader=False)
+            log_enabled=False, **granian_options(tls)).serve(target_loader=handoff, wrap_loader=False)
 
 
 def port_is_free(host: str, port: int) -> bool:
@@ -104,32 +107,58 @@ def port_is_free(host: str, port: int) -> bool:
     return True
 
 
-def serve(host: str, port: int, config: dict, threads: int = SERVER_THREADS, out=sys.stdout) -> int:
-    """Serve until SIGINT or SIGTERM; 0 on a clean stop, 2 when it cannot start (the port is taken)."""
-    if not port_is_free(host, port):
-        sys.stderr.write(f"mockcre serve: cannot listen on {host}:{port}: the port is already in use\n")
+def base_url(host: str, port: int, secure: bool = False) -> str:
+    return f"{'https' if secure else 'http'}://{host if ':' not in host else f'[{host}]'}:{port}"
+
+
+def serve(host: str, port: int, config: dict, threads: int = SERVER_THREADS, out=sys.stdout,
+          tls: Certificates | None = None, tls_port: int | None = None) -> int:
+    """Serve until SIGINT or SIGTERM; 0 on a clean stop, 2 when it cannot start (a port is taken).
+
+    With ``tls`` the port speaks HTTPS; with ``tls_port`` too, HTTPS is on ``tls_port`` and plain HTTP
+    stays on ``port``, both into one app (see :func:`_start_in_worker`).
+    """
+    for taken in (p for p in (port, tls_port) if p is not None and not port_is_free(host, p)):
+        sys.stderr.write(f"mockcre serve: cannot listen on {host}:{taken}: the port is already in use\n")
         return EXIT_CANNOT_START
     from mockcre.faces.app import create_app, service_of
 
     memory.limit_arenas()  # before any thread: the forked worker inherits it
     app = create_app({**config, "watch": False})  # built once; a bad scenario fails here, cleanly
-    base = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
+    listen = tls_port or port
+    base = base_url(host, listen, tls is not None)
     out.write(f"mockcre {__version__} serving both dialects on {base}\n")
     for label, path in ENDPOINT_LINES:
         out.write(f"  {label:<30} {base}{path}\n")
+    if tls_port:
+        out.write(f"  {'the same over plain HTTP':<30} {base_url(host, port)}/\n")
     for scenario in service_of(app).scenarios.describe():
         loaded = scenario["fixtures"]
         out.write(f"  {'scenario ' + scenario['name']:<30} {plural(loaded['items'], 'item')}, "
                   f"{plural(loaded['actions'], 'action')}, {plural(scenario['rules'], 'rule')} ({scenario['source']})\n")
+    if tls is not None and tls.ca_path is not None:
+        out.write("\n".join(trust_lines(tls.ca_path, base)) + "\n")
     out.flush()
-    run_granian(WorkerHandoff(app, os.getpid(), _start_watching if config.get("watch") else None), host, port, threads)
+    after_fork = partial(_start_in_worker, watch=bool(config.get("watch")), plain_door=(host, port) if tls_port else None)
+    run_granian(WorkerHandoff(app, os.getpid(), after_fork), host, listen, threads, tls)
     return 0
 
 
-def _start_watching(app) -> None:
+def _start_in_worker(app, watch: bool, plain_door: tuple | None) -> None:
+    """Threads do not survive fork, so these start in granian's worker: the scenario watcher, and with
+    ``--tls-port`` plain HTTP on ``--port`` through a thread serving the very same app object.
+
+    granian listens on one address per server, and a second granian would be a second process with a
+    store, journal and clock of its own; this door shares them, so a report sent over HTTP is recommended
+    over HTTPS. It is Werkzeug's threaded server, slower than granian, which keeps the HTTPS port (the one
+    an unchanged client dials) and its TLS handshakes in Rust.
+    """
     from mockcre.faces.app import service_of
 
-    service_of(app).scenarios.watch()
+    if watch:
+        service_of(app).scenarios.watch()
+    if plain_door is not None:
+        ThreadedServer(app, *plain_door).start()
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -144,7 +173,8 @@ class ThreadedServer:
     instead of stderr. ``sock`` serves on a socket bound (and listening) beforehand, which is how the
     pytest plugin shows the URL in its header before the app exists. A host other than loopback
     needs the app's ``admin_token``, as ``mockcre serve`` does; :attr:`url` always names a loopback
-    address, so tests reach a server bound to 0.0.0.0 through 127.0.0.1.
+    address, so tests reach a server bound to 0.0.0.0 through 127.0.0.1. ``ssl_context`` (a server
+    context, e.g. ``mockcre.tls.make_local(folder).server_context()``) serves HTTPS.
     """
 
     class Handler(_QuietHandler):
@@ -153,7 +183,8 @@ class ThreadedServer:
 
             logging.getLogger("mockcre.server").debug("%s: " + message, type, *args)
 
-    def __init__(self, app, host: str = "127.0.0.1", port: int = 0, sock: socket.socket | None = None):
+    def __init__(self, app, host: str = "127.0.0.1", port: int = 0, sock: socket.socket | None = None,
+                 ssl_context: ssl.SSLContext | None = None):
         from werkzeug.serving import ThreadedWSGIServer
 
         service = app.extensions.get("mockcre") if hasattr(app, "extensions") else None
@@ -182,6 +213,13 @@ class ThreadedServer:
             sock.close()  # the server holds its own duplicate of the descriptor
         else:
             self._server = Server(host, port, app, self.Handler)
+        if ssl_context is not None:
+            # Werkzeug's own wrapping shakes hands in the accept loop, where one silent client would hold
+            # up every other; unshaken, each connection shakes hands on its first read, in its own thread.
+            self._server.socket = ssl_context.wrap_socket(self._server.socket, server_side=True,
+                                                          do_handshake_on_connect=False)
+            self._server.ssl_context = ssl_context  # wsgi.url_scheme https
+        self.scheme = "http" if ssl_context is None else "https"
         self.host, self.port = host, self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                         name=f"mockcre-server-{self.port}", daemon=True)
@@ -199,7 +237,7 @@ class ThreadedServer:
             host = "127.0.0.1"
         elif host == "::":
             host = "::1"
-        return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
+        return f"{self.scheme}://[{host}]:{self.port}" if ":" in host else f"{self.scheme}://{host}:{self.port}"
 
     def start(self) -> "ThreadedServer":
         if not self._started:
