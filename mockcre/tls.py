@@ -10,6 +10,7 @@ and a certificate from it for the real hosts and loopback, so the client only ha
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 import ssl
 import tempfile
@@ -147,6 +148,22 @@ def problem_with(args) -> str | None:
     if not _tls_wanted(args) and (args.tls_cert or args.tls_name or args.tls_ca_out):
         return "--tls-cert, --tls-key, --tls-name and --tls-ca-out need --tls"
     return None
+
+
+def admin_host_names(args) -> list[str]:
+    """The names a made certificate covers: a client that dials them (through a hosts-file line) reaches the
+    admin API too, so they count as ``--allowed-host`` names (they are the user's own choice, not a page's)."""
+    if not _tls_wanted(args) or args.tls_cert:
+        return []
+    return [name for name in dict.fromkeys((*DEFAULT_NAMES, *args.tls_name)) if not _is_address(name)]
+
+
+def _is_address(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
 
 
 def certificates_for(args):

@@ -41,7 +41,7 @@ def _serve(args) -> int:
               "admin_token": args.admin_token, "scenarios": [_scenario_path(s) for s in args.scenario], "watch": args.watch,
               "state_file": args.state, "max_body_bytes": args.max_body_bytes,
               "max_batch_records": args.max_batch_records, "journal_size": args.journal_size,
-              "cors_origins": args.cors_origin, "allowed_hosts": args.allowed_host}
+              "cors_origins": args.cors_origin, "allowed_hosts": args.allowed_host + tls.admin_host_names(args)}
     if args.clock is not None:
         config["clock"] = args.clock
     problem = tls.problem_with(args)

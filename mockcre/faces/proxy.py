@@ -478,7 +478,8 @@ def main(args) -> int:
         return 2
     config = {"strict": args.strict, "journal_file": args.journal, "admin_token": args.admin_token,
               "max_body_bytes": args.max_body_bytes, "max_batch_records": args.max_batch_records,
-              "journal_size": args.journal_size, "cors_origins": args.cors_origin, "allowed_hosts": args.allowed_host}
+              "journal_size": args.journal_size, "cors_origins": args.cors_origin,
+              "allowed_hosts": args.allowed_host + tls.admin_host_names(args)}
     options = {"upstream": args.upstream, "config": config, "timeout": args.upstream_timeout, "record": args.record}
     try:
         Upstream.parse(args.upstream)
