@@ -91,6 +91,21 @@ class Server:
                 return int(line.split()[1]) / 1024
         return float("nan")
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) of the server's whole process tree so far: granian's worker, Prism's
+        forked HTTP server, every JVM thread."""
+        pids, total = [self.proc.pid], 0
+        for pid in pids:
+            for task in Path(f"/proc/{pid}/task").glob("*"):
+                try:
+                    stat = (task / "stat").read_text()
+                    pids += [int(c) for c in (task / "children").read_text().split()]
+                except OSError:  # ended meanwhile
+                    continue
+                fields = stat[stat.rindex(")") + 2:].split()
+                total += int(fields[11]) + int(fields[12])
+        return total / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGINT)
@@ -346,7 +361,7 @@ def rejects_bad_body(url: str) -> bool:
 
 def summary(runs: list) -> dict:
     """Median of the repetitions figure by figure, the range of the rate, and every run."""
-    out = {k: statistics.median(r[k] for r in runs) for k in ("rps", "p50_ms", "p99_ms")}
+    out = {k: statistics.median(r[k] for r in runs) for k in ("rps", "p50_ms", "p99_ms", "cpu_us")}
     out.update(rps_min=min(r["rps"] for r in runs), rps_max=max(r["rps"] for r in runs),
                non_2xx=sum(r["non_2xx"] for r in runs), runs=runs)
     return out
@@ -361,7 +376,7 @@ def http_figures(quick: bool, seconds: int, reps: int, prism: str | None, wiremo
     each round) so that the machine's slow spells spread over all of them."""
     bodies = shop_queries()
     warm = 5 if quick else 8
-    out = {"seconds": seconds, "reps": reps, "servers": {}}
+    out = {"seconds": seconds, "reps": reps, "servers": {}, "load_before": os.getloadavg()[0]}
     servers = {}
     with tempfile.TemporaryDirectory() as tmp:
         try:
@@ -388,10 +403,13 @@ def http_figures(quick: bool, seconds: int, reps: int, prism: str | None, wiremo
             order = list(servers)
             for r in range(reps):
                 for key in order[r % len(order):] + order[:r % len(order)]:
-                    runs[key].append(wrk(servers[key].url + "/query", bodies, seconds))
+                    cpu = servers[key].cpu_seconds()
+                    runs[key].append(result := wrk(servers[key].url + "/query", bodies, seconds))
+                    result["cpu_us"] = (servers[key].cpu_seconds() - cpu) / (result["rps"] * seconds) * 1e6
             for key, measured in runs.items():
                 out["servers"][key].update(summary(measured))
             out["baseline"], out["cre_query"] = out["servers"]["baseline"], out["servers"]["mockcre"]
+            out["load_after"] = os.getloadavg()[0]
             batch = cre_actions(1000)
             out["ingest"] = best_of([wrk(shop.url + "/upload", batch, seconds, connections=4) for _ in range(reps)])
             out["ingest"]["actions_per_s"] = out["ingest"]["rps"] * 1000
@@ -551,16 +569,23 @@ def report(http: dict, big: dict | None, local: dict | None, quick: bool) -> tup
              f"Baseline, same run: bare Flask on granian {base['rps']:,.0f} req/s, p50 {base['p50_ms']:.2f} ms, "
              f"p99 {base['p99_ms']:.2f} ms" + (f"; in-process request {local['baseline_request_ms']:.3f} ms." if local else "."), "",
              "| figure | value | ratio | target | met |", "| --- | --- | --- | --- | --- |"]
+    busy = max(http["load_before"], http["load_after"])
+    if busy > (os.cpu_count() or 1) - 1:
+        lines[2:2] = [f"The machine was busy with other work (load average {http['load_before']:.1f} before, {http['load_after']:.1f} after, "
+                  f"on {os.cpu_count()} cores): these figures are indicative only. The JVM and Node peers suffer more than "
+                  "mockcre from a crowded CPU (their CPU time a request grew several-fold, up to ten times, in such runs; mockcre's at most doubled), "
+                  "so compare with the peers on a quiet machine.", ""]
     for r in rows:
         lines.append(f"| {r['figure']} | {r['value']:,.2f} {r['unit']} | {r['ratio']} | {r['target']} | {'yes' if r['met'] else 'NO'} |")
     lines += ["", f"cre /query, side by side: the same 240 bodies, 16 connections, {http['reps']} runs of {http['seconds']} s each "
-              "(servers visited in turn); req/s median [min–max].", "",
-              "| server | req/s | p50 / p99 ms | non-2xx | rejects a body without user_id | mockcre ÷ this |",
-              "| --- | --- | --- | --- | --- | --- |"]
+              "(servers visited in turn); req/s median [min–max]. CPU a request: the server's processes' user + system "
+              "time over the requests served (wrk's own is not counted); on a busy machine it grows too.", "",
+              "| server | req/s | p50 / p99 ms | CPU µs a request | non-2xx | rejects a body without user_id | mockcre ÷ this |",
+              "| --- | --- | --- | --- | --- | --- | --- |"]
     for key, r in http["servers"].items():
         rejects = "" if r["rejects_bad_body"] is None else ("yes" if r["rejects_bad_body"] else "NO")
         lines.append(f"| {r['label']} | {r['rps']:,.0f} [{r['rps_min']:,.0f}–{r['rps_max']:,.0f}] | {r['p50_ms']:.2f} / {r['p99_ms']:.2f} "
-                     f"| {r['non_2xx']} | {rejects} | {q['rps'] / r['rps']:.2f} |")
+                     f"| {r['cpu_us']:,.0f} | {r['non_2xx']} | {rejects} | {q['rps'] / r['rps']:.2f} |")
     lines += ["", "Command lines ($TMP: the run's temporary folder, where the OpenAPI document and WireMock's stub are written):", ""]
     for r in http["servers"].values():
         lines.append(f"- {r['label']}: `{r['command']}`")
