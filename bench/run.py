@@ -391,6 +391,7 @@ def http_figures(quick: bool, seconds: int, reps: int, prism: str | None, wiremo
                 servers["prism"] = prism_server(prism, spec)
             if wiremock:
                 status, reply = post(shop.url + "/query", bodies[0])
+                assert status == 200, f"mockcre answered the first body with {status}: {reply[:200]!r}"
                 servers["wiremock"] = wiremock_server(wiremock, Path(tmp) / "wiremock", reply)
             labels = {"mockcre": "mockcre", "baseline": "bare Flask (baseline)", "prism": "Prism (validating)",
                       "wiremock": "WireMock 3 (schema-matched stub)"}
