@@ -22,7 +22,7 @@ import pytest
 from mockcre import __version__
 from mockcre.testing import MockcreServer, ScenarioLoadError, tally_lines
 
-MARKER_ARGS = ("scenario", "strict", "allow_violations", "cors_origins")
+MARKER_ARGS = ("scenario", "strict", "allow_violations", "cors_origins", "tls")
 
 _SESSION = pytest.StashKey["_Session"]()
 
@@ -32,15 +32,17 @@ class _Session:
 
     def __init__(self, config):
         self.config = config
-        self.server: MockcreServer | None = None
+        self.servers: dict[bool, MockcreServer] = {}  # by tls
         self.tally: dict[str, dict] | None = None  # for -v: what the server (or every xdist worker's) received
 
-    def get_server(self) -> MockcreServer:
-        if self.server is None:
+    def get_server(self, tls: bool = False) -> MockcreServer:
+        """The session's server: plain HTTP, or (for tests marked ``tls=True``) a second one on HTTPS."""
+        if tls not in self.servers:
             base = Path(str(self.config.invocation_params.dir))
             dirs = [base / d for d in self.config.getoption("mockcre_scenario_dir", None) or ()]
-            self.server = MockcreServer(strict=bool(self.config.getoption("mockcre_strict", False)), scenario_dirs=dirs)
-        return self.server
+            self.servers[tls] = MockcreServer(strict=bool(self.config.getoption("mockcre_strict", False)), tls=tls,
+                                              scenario_dirs=dirs)
+        return self.servers[tls]
 
     def add(self, tally: dict) -> None:
         if self.tally is None:
@@ -63,17 +65,17 @@ def pytest_addoption(parser):
 def pytest_configure(config):
     config.addinivalue_line(
         "markers",
-        "mockcre(scenario=None, strict=None, allow_violations=False, cors_origins=None): load scenario(s) (a bundled "
-        "name, a path relative to the test file or --mockcre-scenario-dir, or a mapping) into the mockcre server, "
-        "switch the strict contract, let the test send contract-breaking requests on purpose, or allow CORS on the "
-        "API only for these origins.")
+        "mockcre(scenario=None, strict=None, allow_violations=False, cors_origins=None, tls=False): load scenario(s) "
+        "(a bundled name, a path relative to the test file or --mockcre-scenario-dir, or a mapping) into the mockcre "
+        "server, switch the strict contract, let the test send contract-breaking requests on purpose, allow CORS on "
+        "the API only for these origins, or use the session's HTTPS server (mockcre.ca_path to trust).")
     config.stash[_SESSION] = _Session(config)
 
 
 def pytest_unconfigure(config):
     session = config.stash.get(_SESSION, None)
-    if session is not None and session.server is not None:
-        session.server.stop()
+    for server in session.servers.values() if session is not None else ():
+        server.stop()
 
 
 def pytest_report_header(config):
@@ -110,8 +112,18 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
 @pytest.fixture(scope="session")
 def mockcre_server(pytestconfig):
     """The session's :class:`mockcre.testing.MockcreServer`; not reset for you (the ``mockcre`` fixture is)."""
+    yield from _session_server(pytestconfig, tls=False)
+
+
+@pytest.fixture(scope="session")
+def _mockcre_tls_server(pytestconfig):
+    """The session's HTTPS server, started for the first test marked ``@pytest.mark.mockcre(tls=True)``."""
+    yield from _session_server(pytestconfig, tls=True)
+
+
+def _session_server(pytestconfig, tls: bool):
     session = pytestconfig.stash[_SESSION]
-    server = session.get_server().start()
+    server = session.get_server(tls).start()
     yield server
     server.stop()
     session.add(server.tally)
@@ -124,6 +136,8 @@ def mockcre_server(pytestconfig):
 def mockcre(request, mockcre_server):
     """The mockcre server, begun afresh for this test with its marker's options: see :class:`MockcreServer`."""
     options = _marker_options(request.node)
+    if options["tls"]:
+        mockcre_server = request.getfixturevalue("_mockcre_tls_server")
     mockcre_server.base_dir = Path(str(request.node.path)).parent
     try:
         mockcre_server.begin_test(options["scenario"], options["strict"], options["cors_origins"])
@@ -147,7 +161,7 @@ def _mockcre_marker(request):
 
 
 def _marker_options(node) -> dict:
-    options = {"scenario": [], "strict": None, "allow_violations": False, "cors_origins": None}
+    options = {"scenario": [], "strict": None, "allow_violations": False, "cors_origins": None, "tls": False}
     for mark in reversed(list(node.iter_markers("mockcre"))):  # closest last, so the closest wins
         unknown = sorted(set(mark.kwargs) - set(MARKER_ARGS))
         if unknown:
@@ -156,7 +170,7 @@ def _marker_options(node) -> dict:
         scenario = mark.kwargs.get("scenario", list(mark.args) or None)
         if scenario is not None:
             options["scenario"] = scenario
-        for key in ("strict", "allow_violations", "cors_origins"):
+        for key in ("strict", "allow_violations", "cors_origins", "tls"):
             if key in mark.kwargs:
                 options[key] = mark.kwargs[key]
     return options

@@ -53,8 +53,6 @@ class MockcreServer:
 
     def __init__(self, scenario=None, strict: bool = False, tls: bool = False, *, allow_violations: bool = False,
                  scenario_dirs=(), **config):
-        if tls:
-            raise ValueError("tls=True needs TLS in mockcre.faces.server, which is not there yet; use tls=False")
         self.scenario = _as_list(scenario)
         self.strict = bool(strict)
         self.allow_violations = allow_violations
@@ -65,7 +63,10 @@ class MockcreServer:
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.bind(("127.0.0.1", 0))
         self._sock.listen(128)
-        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
+        self.tls = bool(tls)
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self._sock.getsockname()[1]}"
+        self._certificates = None  # with tls: a throwaway local CA and its server certificate (mockcre.tls)
+        self._tls_dir = None
         self._stopped = False
         self._earlier: list[dict] = []  # entries of this test that a reset() dropped: still checked at the end
         self._tally: dict[str, dict] = {}
@@ -87,7 +88,8 @@ class MockcreServer:
             try:
                 app = create_app({"strict": self.strict, **self.app_config})
                 self._cors_origins = app.extensions["mockcre"].config.cors_origins
-                self.server = ThreadedServer(app, sock=self._sock).start()
+                context = self._make_certificates().server_context() if self.tls else None
+                self.server = ThreadedServer(app, sock=self._sock, ssl_context=context).start()
                 self._sock = None  # the server has it now
                 self.begin_test()
             except BaseException:
@@ -106,6 +108,33 @@ class MockcreServer:
         if self._sock is not None:
             self._sock.close()
             self._sock = None
+        if self._tls_dir is not None:
+            self._tls_dir.cleanup()
+
+    # -- TLS -------------------------------------------------------------------------------------
+
+    def _make_certificates(self):
+        import tempfile
+
+        from mockcre import tls
+
+        self._tls_dir = tempfile.TemporaryDirectory(prefix="mockcre-tls-")
+        self._certificates = tls.make_local(Path(self._tls_dir.name))
+        return self._certificates
+
+    @property
+    def ca_path(self) -> Path:
+        """With ``tls=True``: the local CA's certificate (PEM), e.g. ``requests.get(url, verify=mock.ca_path)``."""
+        return self._tls_only().ca_path
+
+    def ssl_context(self):
+        """With ``tls=True``: an :class:`ssl.SSLContext` that trusts the local CA, for clients that take one."""
+        return self._tls_only().client_context()
+
+    def _tls_only(self):
+        if self._certificates is None:
+            raise RuntimeError(f"{self!r}: ca_path and ssl_context() need MockcreServer(tls=True), started")
+        return self._certificates
 
     def __enter__(self) -> "MockcreServer":
         return self.start()

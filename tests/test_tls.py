@@ -14,6 +14,7 @@ import signal
 import socket
 import ssl
 import subprocess
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -313,3 +314,31 @@ def test_a_java_client_trusts_the_ca_by_the_printed_keytool_line(https_serve, tm
     untrusting = subprocess.run([java[0], java[1], *java[4:]], cwd=tmp_path, capture_output=True, text=True,
                                 timeout=120, stdin=subprocess.DEVNULL)
     assert untrusting.returncode != 0 and "PKIX path building failed" in untrusting.stderr
+
+
+def test_the_test_handle_serves_https_with_its_own_ca():
+    from mockcre.testing import MockcreServer
+
+    with MockcreServer(scenario="shop", tls=True) as mock:
+        assert mock.url.startswith("https://127.0.0.1:")
+        body = {"seq_no": "1", "token": "t", "proj_id": "1", "scn_id": "2", "uid_type": "5", "user_id": ""}
+        reply = requests.post(mock.url + "/query", json=body, verify=str(mock.ca_path), timeout=TIMEOUT).json()
+        assert reply["code"] == "0" and reply["seq_no"] == "1"
+        with urllib.request.urlopen(urllib.request.Request(mock.url + "/__admin/health"), timeout=TIMEOUT,
+                                    context=mock.ssl_context()) as answer:
+            assert json.load(answer) == {"status": "ok"}
+        with pytest.raises(requests.exceptions.SSLError):
+            requests.post(mock.url + "/query", json=body, timeout=TIMEOUT)  # not trusted without the CA
+        mock.assert_called("cre.query", times=1)
+    with pytest.raises(RuntimeError):
+        MockcreServer().ssl_context()
+
+
+@pytest.mark.mockcre(tls=True, scenario="shop")
+def test_the_fixture_with_the_tls_marker(mockcre):
+    assert mockcre.url.startswith("https://")
+    reply = requests.post(mockcre.url + "/dm/service", timeout=TIMEOUT, verify=str(mockcre.ca_path),
+                          json={"request_id": "1700000000000_1", "bid": "b_demo", "MD5": "0" * 32, "uid": "u",
+                                "scene_id": "s", "pool_id": "0", "cid": "c"})
+    assert reply.json()["code"] in (0, -3)
+    mockcre.assert_called("dm.service")
