@@ -123,7 +123,7 @@ class Cre:
         return list(dict.fromkeys(req.pools))
 
     def error(self, echo, code: int, message: str) -> dict:
-        return self._envelope(echo, {"code": str(code), "message": message})
+        return {"seq_no": echo, "code": str(code), "message": message}  # seq_no always, null when unreadable
 
     def check_auth(self, accounts, body: dict):
         return accounts.check_cre(body)
