@@ -79,7 +79,10 @@ class ApiRoutes:
                                                "message": "The method is not allowed for the requested URL."},
                          [("Allow", "POST")])
         try:
-            raw = get_input_stream(environ).read(self.service.config.max_body_bytes + 1)  # over the limit: never read whole
+            limit = self.service.config.max_body_bytes + 1  # over the limit: never read whole
+            length = environ.get("CONTENT_LENGTH", "")
+            # with a length, read what arrives: decode_transport names a body cut short (Werkzeug would raise)
+            raw = environ["wsgi.input"].read(min(int(length), limit)) if length.isdigit() else get_input_stream(environ).read(limit)
         except HTTPException as exc:  # e.g. the client went away mid-body
             return _json(start_response, exc.code, {"error": exc.name, "status": exc.code, "message": exc.description})
         reply = self.service.handle(endpoint, raw, _headers(environ), environ.get("HTTP_HOST", ""))

@@ -1,0 +1,152 @@
+"""Real clients (issue 14): what integrators' code actually sends, over real HTTP, in both modes.
+
+Lenient mode (the default) accepts what the real service would and warns, naming the rule and the
+fix; strict mode answers -1 naming the same thing. Transport first: Content-Type, charset,
+Content-Encoding, Content-Length.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import socket
+import subprocess
+import zlib
+
+import pytest
+
+from httpkit import TIMEOUT, Client, cre_item, cre_upload, dm_item, serve, start, stop_soon  # noqa: F401
+
+QUERY = {"seq_no": "7", "token": "t", "proj_id": "1", "scn_id": "2", "uid_type": "5", "user_id": ""}
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+
+
+@pytest.fixture(scope="module")
+def lenient():
+    server = start()
+    yield Client(server.url)
+    stop_soon(server)
+
+
+@pytest.fixture(scope="module")
+def strict():
+    server = start({"strict": True})
+    yield Client(server.url)
+    stop_soon(server)
+
+
+def rules(client: Client) -> list[tuple[str, str]]:
+    return [(v["rule"], v["severity"]) for v in client.last_entry()["violations"]]
+
+
+# -- Content-Type -----------------------------------------------------------------------------
+
+def test_curl_default_form_content_type_with_json_is_accepted(lenient: Client, tmp_path):
+    """``curl -d '{...}'`` sends application/x-www-form-urlencoded: the real service reads the JSON anyway."""
+    curl = subprocess.run(["curl", "-sS", "--max-time", str(TIMEOUT), "-X", "POST", lenient.url + "/query",
+                           "-d", json.dumps(QUERY)], capture_output=True, text=True, timeout=TIMEOUT + 5)
+    assert curl.returncode == 0, curl.stderr
+    reply = json.loads(curl.stdout)
+    assert reply["code"] == "0" and reply["seq_no"] == "7", reply
+    assert rules(lenient) == [("http.content-type", "warning")]
+    warning = lenient.last_entry()["violations"][0]["message"]
+    assert "application/x-www-form-urlencoded" in warning and "Content-Type: application/json" in warning
+
+
+def test_real_form_body_is_refused_saying_send_json(lenient: Client):
+    reply = lenient.post("/query", data=b"a=1&b=2", headers=FORM).json()
+    assert reply["code"] == "-1" and reply["seq_no"] is None
+    assert "send the JSON object itself as the POST body" in reply["message"]
+
+
+@pytest.mark.parametrize("ctype", ["application/x-www-form-urlencoded", "text/plain", "application/octet-stream"])
+def test_strict_refuses_any_content_type_but_json(strict: Client, ctype):
+    reply = strict.post("/query", data=json.dumps(QUERY).encode(), headers={"Content-Type": ctype}).json()
+    assert reply["code"] == "-1" and reply["seq_no"] == "7", reply
+    assert f"Content-Type is {ctype}" in reply["message"] and "strict mode refuses it" in reply["message"]
+    assert ("http.content-type", "error") in rules(strict)
+
+
+@pytest.mark.parametrize("ctype", ["application/json", "application/json; charset=utf-8", "application/vnd.cre+json"])
+def test_strict_takes_json_content_types(strict: Client, ctype):
+    reply = strict.post("/query", data=json.dumps(QUERY).encode(), headers={"Content-Type": ctype}).json()
+    assert reply["code"] == "0", reply
+
+
+# -- charset ----------------------------------------------------------------------------------
+
+GBK_BODY = {**QUERY, "geo": {"city": "深圳"}}
+
+
+@pytest.mark.parametrize("charset, vender", [("GBK", "腾讯"), ("gb18030", "腾讯"), ("big5", "騰訊")])
+def test_declared_charset_is_decoded(lenient: Client, charset, vender):
+    upload = cre_upload("1", [cre_item("c-" + charset, vender=vender)], seq_no="5")
+    raw = json.dumps(upload, ensure_ascii=False).encode(charset)
+    resp = lenient.post("/cre_test_upload", data=raw, headers={"Content-Type": f"application/json; charset={charset}"})
+    assert resp.json()["code"] == "0", resp.json()
+    assert rules(lenient) == [("http.charset", "warning")]
+    assert lenient.last_entry()["body"]["data"][0]["vender"] == vender  # read as declared, not mojibake
+
+
+def test_strict_refuses_a_non_utf8_charset(strict: Client):
+    raw = json.dumps(GBK_BODY, ensure_ascii=False).encode("gbk")
+    reply = strict.post("/query", data=raw, headers={"Content-Type": "application/json; charset=GBK"}).json()
+    assert reply["code"] == "-1" and "charset gbk" in reply["message"] and "send UTF-8" in reply["message"]
+
+
+def test_undeclared_non_utf8_says_send_utf8_or_declare(lenient: Client):
+    raw = json.dumps(GBK_BODY, ensure_ascii=False).encode("gbk")
+    reply = lenient.post("/query", data=raw, headers={"Content-Type": "application/json"}).json()
+    assert reply["code"] == "-1"
+    assert "not UTF-8" in reply["message"] and "send UTF-8, or declare the body's charset" in reply["message"]
+
+
+def test_unknown_charset_is_named(lenient: Client):
+    raw = json.dumps(GBK_BODY, ensure_ascii=False).encode("gbk")
+    reply = lenient.post("/query", data=raw, headers={"Content-Type": "application/json; charset=klingon"}).json()
+    assert reply["code"] == "-1" and "charset=klingon" in reply["message"]
+
+
+# -- Content-Encoding -------------------------------------------------------------------------
+
+def test_x_gzip_is_gzip(lenient: Client):
+    raw = gzip.compress(json.dumps(QUERY).encode())
+    reply = lenient.post("/query", data=raw, headers={"Content-Type": "application/json", "Content-Encoding": "x-gzip"}).json()
+    assert reply["code"] == "0", reply
+
+
+def test_stacked_codings_are_undone_last_first(lenient: Client):
+    raw = zlib.compress(gzip.compress(json.dumps(QUERY).encode()))  # gzip applied first, then deflate
+    reply = lenient.post("/query", data=raw, headers={"Content-Type": "application/json",
+                                                      "Content-Encoding": "gzip, deflate"}).json()
+    assert reply["code"] == "0", reply
+    raw = gzip.compress(gzip.compress(json.dumps(QUERY).encode()))
+    reply = lenient.post("/query", data=raw, headers={"Content-Type": "application/json",
+                                                      "Content-Encoding": "gzip, gzip"}).json()
+    assert reply["code"] == "0", reply
+
+
+@pytest.mark.parametrize("client_name", ["lenient", "strict"])
+def test_unsupported_coding_is_named(request, client_name):
+    client = request.getfixturevalue(client_name)
+    reply = client.post("/query", data=json.dumps(QUERY).encode(),
+                        headers={"Content-Type": "application/json", "Content-Encoding": "br"}).json()
+    assert reply["code"] == "-1"
+    assert "Content-Encoding br is not supported; send gzip, deflate or none" in reply["message"]
+
+
+def test_body_shorter_than_content_length_is_refused_and_not_stored(lenient: Client):
+    host, port = lenient.url.removeprefix("http://").split(":")
+    body = json.dumps(cre_upload("1", [cre_item("cut")])).encode()
+    head = (f"POST /cre_test_upload HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body) + 40}\r\nConnection: close\r\n\r\n").encode()
+    with socket.create_connection((host, int(port)), timeout=TIMEOUT) as sock:
+        sock.sendall(head + body)
+        sock.shutdown(socket.SHUT_WR)  # the client gives up: 40 bytes never come
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    reply = json.loads(answer.split(b"\r\n\r\n", 1)[1])
+    assert reply["code"] == "-1", reply
+    assert f"{len(body):,} bytes arrived but Content-Length says {len(body) + 40:,}" in reply["message"]
+    assert "cut" not in lenient.cre_ids(path="/test-query")
