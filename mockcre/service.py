@@ -133,6 +133,7 @@ class Service:
         strict = self.config.strict or self.scenarios.strict
         checked = check(body, adapter.name, ex.kind, strict, now=self.config.clock())
         ex.violations.extend(checked.violations)
+        body = checked.body  # null optional fields read as absent (lenient.null-field)
         if not checked.ok or any(v.severity == ERROR for v in ex.violations):
             return self._reject(ex, adapter, echo)
         denied = adapter.check_auth(self.scenarios.accounts, body)

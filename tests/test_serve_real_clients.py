@@ -150,3 +150,47 @@ def test_body_shorter_than_content_length_is_refused_and_not_stored(lenient: Cli
     assert reply["code"] == "-1", reply
     assert f"{len(body):,} bytes arrived but Content-Length says {len(body) + 40:,}" in reply["message"]
     assert "cut" not in lenient.cre_ids(path="/test-query")
+
+
+# -- null for an optional field ---------------------------------------------------------------
+
+NULL_ITEM = {"url": None, "expire_time": None, "vender": None, "geo": None, "extend": None}
+NULL_PATHS = ["/data/0/expire_time", "/data/0/extend", "/data/0/geo", "/data/0/url", "/data/0/vender"]
+
+
+def test_null_optional_fields_are_absent_in_lenient_mode(lenient: Client):
+    upload = cre_upload("1", [cre_item("nul", **NULL_ITEM)], seq_no="3")
+    assert lenient.post("/cre_test_upload", upload).json() == {"seq_no": "3", "code": "0", "message": "success"}
+    found = lenient.last_entry()["violations"]
+    assert sorted(v["path"] for v in found) == NULL_PATHS
+    assert {(v["rule"], v["severity"]) for v in found} == {("lenient.null-field", "warning")}
+    assert "omit the field instead of sending null" in found[0]["message"]
+    assert "nul" in lenient.cre_ids(path="/test-query")  # stored and unexpired: expire_time null read as the default
+
+
+def test_null_at_any_depth(lenient: Client):
+    query = {**QUERY, "geo": {"city": None, "country": "CHN"}, "extend": {"k": None}, "request_num": None}
+    assert lenient.post("/query", query).json()["code"] == "0"
+    assert sorted(v["path"] for v in lenient.last_entry()["violations"]) == ["/extend/k", "/geo/city", "/request_num"]
+    action = {"uid_type": "5", "uid": "u1", "oper_time": "1700000000", "source": "1", "action_id": "101",
+              "item_action": [{"item_id": "a", "trace_id": None, "item_info": {"price": None}}]}
+    upload = {"version": "1", "seq_no": "4", "data_type": "2", "token": "t", "data": [action]}
+    assert lenient.post("/upload", upload).json()["code"] == "0"
+    assert sorted(v["path"] for v in lenient.last_entry()["violations"]) == [
+        "/data/0/item_action/0/item_info/price", "/data/0/item_action/0/trace_id"]
+
+
+def test_null_optional_fields_are_errors_in_strict_mode(strict: Client):
+    upload = cre_upload("1", [cre_item("nul", **NULL_ITEM)], seq_no="3")
+    reply = strict.post("/cre_test_upload", upload).json()
+    assert reply["code"] == "-1" and reply["seq_no"] == "3"
+    assert "5 problems" in reply["message"] and "data[0].geo: null is not a value of this optional field" in reply["message"]
+    assert "expected a string; got null" not in reply["message"]
+
+
+@pytest.mark.parametrize("client_name", ["lenient", "strict"])
+def test_null_required_field_says_required_and_null(request, client_name):
+    client = request.getfixturevalue(client_name)
+    reply = client.post("/query", {**QUERY, "scn_id": None}).json()
+    assert reply["code"] == "-1" and reply["seq_no"] == "7"
+    assert "scn_id: required field is null; send a value" in reply["message"]
