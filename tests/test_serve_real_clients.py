@@ -194,3 +194,43 @@ def test_null_required_field_says_required_and_null(request, client_name):
     reply = client.post("/query", {**QUERY, "scn_id": None}).json()
     assert reply["code"] == "-1" and reply["seq_no"] == "7"
     assert "scn_id: required field is null; send a value" in reply["message"]
+
+
+# -- country codes ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("sent, code", [("China", "CHN"), ("中国", "CHN"), ("CN", "CHN"), ("韩国", "KOR"),
+                                        ("United States", "USA")])
+def test_country_name_or_alpha2_suggests_the_code(lenient: Client, strict: Client, sent, code):
+    query = {**QUERY, "geo": {"country": sent, "city": "深圳"}}
+    assert lenient.post("/query", query).json()["code"] == "0"
+    [warning] = lenient.last_entry()["violations"]
+    assert (warning["path"], warning["rule"], warning["severity"]) == ("/geo/country", "lenient.country-code", "warning")
+    assert f'send "{code}"' in warning["message"]
+    reply = strict.post("/query", query).json()
+    assert reply["code"] == "-1" and f'geo.country' in reply["message"] and f'send "{code}"' in reply["message"]
+
+
+def test_unassigned_alpha3_warns(lenient: Client):
+    assert lenient.post("/query", {**QUERY, "geo": {"country": "XYZ"}}).json()["code"] == "0"
+    [warning] = lenient.last_entry()["violations"]
+    assert warning["rule"] == "lenient.country-code" and "look the code up in ISO 3166-1" in warning["message"]
+    assert lenient.post("/query", {**QUERY, "geo": {"country": "CHN"}}).json()["code"] == "0"
+    assert lenient.last_entry()["violations"] == []
+
+
+def test_flat_country_is_checked_too(lenient: Client, strict: Client):
+    body = dm_item("flat", country="China")
+    assert lenient.post("/dm/data", body).json()["code"] == 0
+    found = {v["rule"]: v for v in lenient.last_entry()["violations"]}
+    assert found["country-code"]["severity"] == "warning" and 'send "CHN"' in found["country-code"]["message"]
+    assert "geo.country" in found["lenient.unknown-field"]["message"]
+    reply = strict.post("/dm/data", dm_item("flat", country="China")).json()
+    assert reply["code"] == -1 and 'send "CHN"' in reply["msg"]
+
+
+def test_schema_country_list_is_iso_3166():
+    import pycountry
+
+    from mockcre.resources import load_schema
+
+    assert set(load_schema("common")["$defs"]["country"]["enum"]) == {c.alpha_3 for c in pycountry.countries}
