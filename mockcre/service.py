@@ -168,7 +168,7 @@ class Service:
             return Reply(200, b"", (), delay, fault, hold)
         if "code" in then:
             message = render(then.get("msg", then.get("message", "")), body)
-            ex.reply = adapter.error(adapter.echo(body), then["code"], message)
+            ex.reply = adapter.error(adapter.echo(body), int(then["code"]), message)  # "-3" or -3: the dialect types it
         elif "recommend" in then:
             entries = [_canned_entry(e) for e in render(then["recommend"], body)]
             ex.reply = adapter.canned(body, entries, then.get("apply_request_num", True), self.next_trace_id())
