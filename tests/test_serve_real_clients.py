@@ -234,3 +234,56 @@ def test_schema_country_list_is_iso_3166():
     from mockcre.resources import load_schema
 
     assert set(load_schema("common")["$defs"]["country"]["enum"]) == {c.alpha_3 for c in pycountry.countries}
+
+
+# -- scenarios: then.code as text, bundled ones by bare name ----------------------------------
+
+CODE_AS_TEXT = """\
+name: text-codes
+rules:
+  - when: {endpoint: cre.query, match: {user_id: busy}}
+    then: {code: "-3", message: "no result"}
+  - when: {endpoint: dm.service, match: {uid: busy}}
+    then: {code: "-2", msg: "busy"}
+"""
+
+
+def test_then_code_as_text_answers_in_each_dialects_type(serve):
+    client = serve()
+    resp = client.session.post(client.url + "/__admin/scenarios", data=CODE_AS_TEXT.encode(), timeout=TIMEOUT)
+    assert resp.status_code == 201, resp.text
+    assert client.post("/query", {**QUERY, "user_id": "busy"}).json() == {"seq_no": "7", "code": "-3", "message": "no result"}
+    body = {"MD5": "0" * 32, "request_id": "1700000000000_123", "bid": "b", "uid": "busy", "scene_id": "1",
+            "pool_id": "p", "service_type": 3}
+    assert client.post("/dm/service", body).json() == {"request_id": "1700000000000_123", "code": -2, "msg": "busy"}
+
+
+def test_lint_rejects_a_code_that_is_no_number(tmp_path):
+    from servekit import run_cli
+
+    path = tmp_path / "bad.yaml"
+    path.write_text(CODE_AS_TEXT.replace('"-3"', '"three"'), encoding="utf-8")
+    done = run_cli("scenario", "lint", str(path))
+    assert done.returncode == 1
+    assert f'{path}:4:12: rules[0].then.code: expected an integer code, or a string holding one such as "-3"; got "three"' \
+        in done.stdout, done.stdout
+
+
+def test_bundled_scenarios_by_bare_name_everywhere(serve, tmp_path):
+    from servekit import ServeProcess, run_cli
+
+    done = run_cli("scenario", "lint", "shop", "errors.yaml")
+    assert done.returncode == 0 and "2 files checked, 0 problems" in done.stdout, done.stdout + done.stderr
+    client = serve({"scenarios": ["errors"]})
+    assert client.post("/query", {**QUERY, "user_id": "error-3"}).json()["code"] == "-3"
+    resp = client.session.post(client.url + "/__admin/scenarios", data=b"flaky", timeout=TIMEOUT)
+    assert resp.status_code == 201 and resp.json()["name"] == "flaky", resp.text
+    resp = client.session.post(client.url + "/__admin/scenarios", data=b"shpo", timeout=TIMEOUT)
+    assert resp.status_code == 400 and "bundled: cold-start, errors, flaky, news-feed, shop, strict-auth" in resp.text
+    with ServeProcess(tmp_path, "--scenario", "shop") as server:
+        status, _, raw = server.request("POST", "/query", json.dumps({**QUERY, "user_id": "shopper001"}).encode(),
+                                        {"Content-Type": "application/json"})
+        reply = json.loads(raw)
+        assert status == 200 and reply["code"] == "0" and reply["abtag"] == "9001", reply  # the shop's shoppers
+    done = run_cli("serve", "--port", "1", "--scenario", "shpo", timeout=30)
+    assert done.returncode == 2 and "bundled: cold-start, errors, flaky, news-feed, shop, strict-auth" in done.stderr

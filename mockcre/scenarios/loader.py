@@ -55,10 +55,16 @@ def read(source, base_dir=None, label: str | None = None) -> Source:
     """A scenario from a file path, YAML/JSON text, or a mapping. YAML errors raise ScenarioError."""
     if isinstance(source, dict):
         return Source(source, label or "<mapping>", Path(base_dir) if base_dir else None)
+    name = source.decode("utf-8", "replace") if isinstance(source, bytes) else source
+    if isinstance(name, str) and _BARE_NAME.fullmatch(name.strip()):
+        name = name.strip()
+        # a file of that name first (a str only: admin bytes are never a path), else a bundled scenario
+        source = Path(name) if isinstance(source, str) and Path(name).is_file() else bundled(name)
+        if source is None:
+            raise ScenarioError([Problem(label or name, 1, 1, f"no scenario file or bundled scenario {name!r}; "
+                                         f"bundled: {', '.join(bundled_names())}")])
     if isinstance(source, Path) or (isinstance(source, str) and "\n" not in source and source.endswith((".yaml", ".yml", ".json"))):
         path = Path(source)
-        if not path.exists() and len(path.parts) == 1 and (scenarios_dir() / path).is_file():
-            path = scenarios_dir() / path  # a bundled scenario by bare name: shop.yaml, errors.yaml, …
         try:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
@@ -67,6 +73,24 @@ def read(source, base_dir=None, label: str | None = None) -> Source:
     if isinstance(source, bytes):
         source = source.decode("utf-8", errors="replace")
     return _parse(source, label or "<text>", Path(base_dir) if base_dir else None, None)
+
+
+_BARE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")  # no folder, no YAML: a file name at most
+_SUFFIXES = ("", ".yaml", ".yml", ".json")
+
+
+def bundled_names() -> list[str]:
+    """The scenarios that ship with mockcre, by bare name (``shop``, ``errors``, …)."""
+    return sorted(p.stem for p in scenarios_dir().iterdir() if p.suffix in _SUFFIXES[1:])
+
+
+def bundled(name: str) -> Path | None:
+    """The bundled scenario file of ``name``, with or without its suffix; None when there is none."""
+    for suffix in _SUFFIXES if not name.endswith(_SUFFIXES[1:]) else ("",):
+        candidate = scenarios_dir() / (name + suffix)
+        if candidate.is_file():
+            return candidate
+    return None
 
 
 _SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: ~10x faster on shop.yaml
