@@ -287,3 +287,10 @@ def test_bundled_scenarios_by_bare_name_everywhere(serve, tmp_path):
         assert status == 200 and reply["code"] == "0" and reply["abtag"] == "9001", reply  # the shop's shoppers
     done = run_cli("serve", "--port", "1", "--scenario", "shpo", timeout=30)
     assert done.returncode == 2 and "bundled: cold-start, errors, flaky, news-feed, shop, strict-auth" in done.stderr
+
+
+def test_openapi_says_strict_refuses_other_content_types():
+    from mockcre.openapi import build
+
+    for item in build()["paths"].values():
+        assert "Strict mode refuses any Content-Type but application/json" in item["post"]["description"]
