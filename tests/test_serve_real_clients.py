@@ -294,3 +294,78 @@ def test_openapi_says_strict_refuses_other_content_types():
 
     for item in build()["paths"].values():
         assert "Strict mode refuses any Content-Type but application/json" in item["post"]["description"]
+
+
+# -- a 2017 Java client: fastjson over commons-httpclient, POST / on the real dm hosts --------
+
+JAVA_HEADERS = {"Content-Type": "application/json; charset=UTF-8", "User-Agent": "Jakarta Commons-HttpClient/3.1"}
+DATA_HOST, SERVICE_HOST = "data.dm.qcloud.com:8088", "service.dm.qcloud.com:8088"
+
+
+def java_item(n: int) -> dict:
+    """Every integer as a string, MD5 "testmd5", a bare 13-digit request_id, flat and nested geo, null url."""
+    return {"MD5": "testmd5", "request_id": str(1_500_000_000_000 + n), "data_type": "1", "bid": "b_java",
+            "item_id": f"sku{n}", "publish": "1", "describe": "最新款黑色苹果7", "pool_id": "p1", "tags": "电器;科技;手机",
+            "item_time": "1699000000", "expire_time": "1800000000", "free": "0", "score": str(9.5 - n), "price": "88.88",
+            "platform": "1", "big_type": "电器", "url": None, "vender": "店铺", "latitude": "22.558220",
+            "longitude": "114.084778", "city": "深圳",
+            "geo": {"latitude": "22.558220", "longitude": "114.084778", "country": "China", "city": "深圳"}}
+
+
+def java_action(n: int) -> dict:
+    return {"MD5": "testmd5", "request_id": str(1_500_000_001_000 + n), "data_type": "2", "bid": "b_java", "uid_type": "3",
+            "uid": "861234567890123", "item_id": "sku1", "scene_id": "1001", "action_type": str(n), "source": "tx",
+            "trace_id": "trace-1", "action_time": "1699999000", "latitude": "22.558220", "longitude": "114.084778",
+            "city": "深圳"}
+
+
+JAVA_RECOMMEND = {"MD5": "testmd5", "service_type": "3", "request_id": "1500000002000", "bid": "b_java", "uid_type": "3",
+                  "uid": "861234567890123", "scene_id": "1001", "request_num": "10", "pool_id": "p1", "cid": None,
+                  "geo": {"latitude": "22.558220", "longitude": "114.084778", "country": "China", "city": "深圳"}}
+
+
+def java_post(client: Client, host: str, body: dict) -> dict:
+    raw = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")  # fastjson WriteMapNullValue
+    resp = client.post("/", data=raw, headers={**JAVA_HEADERS, "Host": host})
+    assert resp.status_code == 200
+    return resp.json()
+
+
+def java_ok(reply: dict) -> bool:
+    """The client's own check: String.valueOf(json.get("code")).equals("0")."""
+    return str(reply["code"]) == "0"
+
+
+def test_java_client_is_served_in_lenient_mode(serve):
+    client = serve()
+    for n in (1, 2, 3):
+        reply = java_post(client, DATA_HOST, java_item(n))
+        assert java_ok(reply) and reply["request_id"] == str(1_500_000_000_000 + n), reply
+    for n in (1, 2):
+        assert java_ok(java_post(client, DATA_HOST, java_action(n)))
+    reply = java_post(client, SERVICE_HOST, JAVA_RECOMMEND)
+    assert java_ok(reply), reply
+    items = [(e["item"], e["weight"]) for e in reply["data"]]  # data[].item, data[].weight as the client reads them
+    assert {i for i, _ in items} == {"sku1", "sku2", "sku3"}
+    assert all(isinstance(i, str) and isinstance(w, int) and 0 <= w <= 1_000_000 for i, w in items)
+    assert items[0][0] == "sku1"  # exposed and clicked: ranked first
+    entries = client.journal()
+    assert [e["endpoint"] for e in entries] == ["dm.data"] * 5 + ["dm.service"]
+    rules = {v["rule"] for e in entries for v in e["violations"]}
+    assert {"lenient.coerced-type", "md5-shape", "request-id-shape", "lenient.unknown-field",
+            "lenient.country-code", "lenient.null-field"} <= rules
+    assert all(v["severity"] == "warning" for e in entries for v in e["violations"])
+
+
+@pytest.mark.parametrize("host, body, fragments", [
+    (DATA_HOST, java_item(1), ['data_type: expected 1', "MD5: expected 32 hexadecimal digits", 'request_id: expected',
+                               "latitude: not a field", "city: not a field", 'send "CHN"', "url: null is not a value"]),
+    (DATA_HOST, java_action(1), ["action_type: expected one of", "uid_type: expected one of", "longitude: not a field"]),
+    (SERVICE_HOST, JAVA_RECOMMEND, ["service_type: expected one of", "request_num: expected an integer",
+                                    "cid: null is not a value"]),
+], ids=["item", "action", "recommend"])
+def test_java_client_is_refused_in_strict_mode(strict: Client, host, body, fragments):
+    reply = java_post(strict, host, body)
+    assert reply["code"] == -1 and not java_ok(reply) and reply["request_id"] == body["request_id"]
+    for fragment in fragments:
+        assert fragment in reply["msg"], (fragment, reply["msg"])
