@@ -355,6 +355,9 @@ def test_java_client_is_served_in_lenient_mode(serve):
     assert {"lenient.coerced-type", "md5-shape", "request-id-shape", "lenient.unknown-field",
             "lenient.country-code", "lenient.null-field"} <= rules
     assert all(v["severity"] == "warning" for e in entries for v in e["violations"])
+    report = client.session.get(client.url + "/__admin/report", timeout=TIMEOUT).json()
+    assert (report["totals"]["items"], report["totals"]["actions"], report["totals"]["requests"]) == (3, 2, 1)
+    assert report["findings"] == []  # the warnings make no finding of their own: a clean, accepted integration
 
 
 @pytest.mark.parametrize("host, body, fragments", [
