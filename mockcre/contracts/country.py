@@ -10,8 +10,6 @@ from __future__ import annotations
 import gettext
 from functools import cache
 
-import pycountry
-
 # Everyday Chinese names that iso-codes' zh_CN translation lacks (it has 大韩民国, 中国台湾省, …).
 CHINESE_NAMES = {
     "中國": "CHN", "中华人民共和国": "CHN", "中國大陸": "CHN", "中国大陆": "CHN",
@@ -25,11 +23,15 @@ CHINESE_NAMES = {
 
 def is_code(text: str) -> bool:
     """Is ``text`` an assigned ISO 3166-1 alpha-3 code, in capitals as the documents write it?"""
+    import pycountry  # here, not at import: only bodies with a country pay for it (~40 ms)
+
     return text.isupper() and pycountry.countries.get(alpha_3=text) is not None
 
 
 @cache
 def _chinese() -> dict[str, str]:
+    import pycountry
+
     names = dict(CHINESE_NAMES)
     for language in ("zh_TW", "zh_CN"):  # simplified last: it wins where both name a country
         try:
@@ -49,6 +51,8 @@ def suggest(text: str) -> str | None:
     text = text.strip()
     if not text:
         return None
+    import pycountry
+
     code = _chinese().get(text)
     if code:
         return code
