@@ -285,6 +285,8 @@ def test_bundled_scenarios_by_bare_name_everywhere(serve, tmp_path):
     assert resp.status_code == 201 and resp.json()["name"] == "flaky", resp.text
     resp = client.session.post(client.url + "/__admin/scenarios", data=b"shpo", timeout=TIMEOUT)
     assert resp.status_code == 400 and "bundled: cold-start, errors, flaky, news-feed, shop, strict-auth" in resp.text
+    resp = client.session.post(client.url + "/__admin/scenarios", data=b"a" * 5000, timeout=TIMEOUT)
+    assert resp.status_code == 400, resp.text  # a name no file system takes is no scenario, not a 500
     with ServeProcess(tmp_path, "--scenario", "shop") as server:
         status, _, raw = server.request("POST", "/query", json.dumps({**QUERY, "user_id": "shopper001"}).encode(),
                                         {"Content-Type": "application/json"})

@@ -75,7 +75,7 @@ def read(source, base_dir=None, label: str | None = None) -> Source:
     return _parse(source, label or "<text>", Path(base_dir) if base_dir else None, None)
 
 
-_BARE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")  # no folder, no YAML: a file name at most
+_BARE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")  # no folder, no YAML: a (short) file name at most
 _SUFFIXES = ("", ".yaml", ".yml", ".json")
 
 
@@ -88,8 +88,11 @@ def bundled(name: str) -> Path | None:
     """The bundled scenario file of ``name``, with or without its suffix; None when there is none."""
     for suffix in _SUFFIXES if not name.endswith(_SUFFIXES[1:]) else ("",):
         candidate = scenarios_dir() / (name + suffix)
-        if candidate.is_file():
-            return candidate
+        try:
+            if candidate.is_file():
+                return candidate
+        except OSError:  # a name the file system refuses (too long…) is no bundled scenario
+            return None
     return None
 
 
