@@ -206,7 +206,7 @@ class Proxy:
         """The request's violations, dialect, kind and partition, as ``mockcre serve`` would find them."""
         ins = Inspected(endpoint)
         low = {k.lower(): v for k, v in headers}
-        decoded, notes = decode_transport(raw, low, self.config.max_body_bytes)
+        decoded, notes = decode_transport(raw, low, self.config.max_body_bytes, self.config.strict)
         ins.violations.extend(notes)
         if decoded is not None:
             ins.body, found = jsonbody.parse(decoded, self.config.max_body_bytes)
