@@ -137,7 +137,8 @@ def test_scenarios_load_list_and_unload(client):
     "name: x\nrules:\n  - when: {endpoint: nowhere}\n    then: {code: -2}\n",
     "name: [unclosed\n",  # not YAML
     "- just\n- a list\n",
-    "shop.yaml",  # a bare file name is never read from the server's disk
+    "/etc/hostname",  # a path is never read from the server's disk
+    "nosuch.yaml",  # a bare name loads only a bundled scenario (issue 14); the problem lists them
     "",
 ])
 def test_a_bad_scenario_is_400_with_the_problems(client, body):

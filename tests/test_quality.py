@@ -219,8 +219,8 @@ def _global_pool_only(s: Integration, bad: bool) -> Plant:
 
 
 def _tagged_pool(s: Integration, tags_of) -> None:
-    """20 items (the minimum for tag statistics) in pool p1 of cre/prod, tagged by ``tags_of(n)``."""
-    s.cre_items(*(s.cre_item(n, tags={t: "1" for t in tags_of(n)}) for n in range(quality.MIN_ITEMS_FOR_TAG_RULES)))
+    """20 items (twice the minimum for tag statistics) in pool p1 of cre/prod, tagged by ``tags_of(n)``."""
+    s.cre_items(*(s.cre_item(n, tags={t: "1" for t in tags_of(n)}) for n in range(20)))
 
 
 @case("item-tags-coarse")
@@ -601,6 +601,18 @@ def test_rejected_requests_count_for_nothing(serve):  # noqa: F811
     s.post("/dm/service", dm_recommend(uid="", scene_id="x"), ok=False)  # -1: empty uid
     report = s.report()
     assert report["findings"] == [] and report["totals"]["requests"] == 0 and report["totals"]["items"] == 4
+
+
+def test_ten_items_sharing_one_tag_are_coarse_and_nine_are_too_few_to_judge(serve):  # noqa: F811
+    assert quality.MIN_ITEMS_FOR_TAG_RULES == 10
+    for n, expected in ((9, []), (10, ["cre/prod pool p: tag '衬衫' on 10 of 10 items"])):
+        s = Integration(serve())
+        s.cre_items(*(s.cre_item(i, pool="p", tags={"衬衫": "1"}) for i in range(n)))
+        found = [ex["value"] for f in s.report()["findings"] if f["rule"] == "item-tags-coarse" for ex in f["examples"]]
+        assert found == expected, (n, found)
+    s = Integration(serve())  # one-off tags in 10 items: too few to call them too fine (that waits for 20)
+    s.cre_items(*(s.cre_item(i, pool="p", tags={f"款式{i}": "1"}) for i in range(10)))
+    assert [f["rule"] for f in s.report()["findings"] if f["rule"].startswith("item-tags")] == []
 
 
 # -- the bundled scenarios ---------------------------------------------------------------------

@@ -63,9 +63,69 @@ def check(body, dialect: str | None = None, kind: str | None = None, strict: boo
     wrong_kind = [v for v in semantic if v.rule == "data-type-mismatch"]
     if wrong_kind:  # records of the other kind: their schema errors would only bury the cause
         return Checked(body, dialect, kind, found + wrong_kind)
-    found.extend(schema_violations(f"{dialect}.{kind}", body, strict))
+    schema = schema_violations(f"{dialect}.{kind}", body, strict)
+    nulls = _null_members(body) if schema and kind in REQUEST_KINDS[dialect] else []
+    if nulls:  # judged as if absent, so a null optional field is one clear warning, not a type error
+        body = _without(body, nulls)
+        schema = _null_notes(nulls, schema_violations(f"{dialect}.{kind}", body, strict), strict)
+        semantic = semantic_violations(dialect, kind, body, strict, now)
+    found.extend(schema)
     found.extend(semantic)
     return Checked(body, dialect, kind, found)
+
+
+def _null_members(body) -> list[tuple]:
+    """Paths of the object members, at any depth, whose value is null."""
+    found, stack = [], [(body, ())]
+    while stack:
+        node, parts = stack.pop()
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if value is None:
+                    found.append(parts + (key,))
+                elif isinstance(value, (dict, list)):
+                    stack.append((value, parts + (key,)))
+        elif isinstance(node, list):
+            stack.extend((v, parts + (i,)) for i, v in enumerate(node) if isinstance(v, (dict, list)))
+    return found
+
+
+def _without(body, paths):
+    """A copy of ``body`` without the members at ``paths`` (only the containers on those paths are copied)."""
+    copies = {(): dict(body)}
+    for path in sorted(paths, key=len):
+        for depth in range(1, len(path)):
+            if path[:depth] not in copies:
+                inner = copies[path[:depth - 1]][path[depth - 1]]
+                copies[path[:depth]] = copies[path[:depth - 1]][path[depth - 1]] = (
+                    dict(inner) if isinstance(inner, dict) else list(inner))
+        copies[path[:-1]].pop(path[-1], None)
+    return copies[()]
+
+
+def _null_notes(nulls, violations, strict: bool) -> list[Violation]:
+    """A null required field is reported as null, not missing; any other null is an optional field sent as null."""
+    from .violations import display_path, pointer
+
+    paths = {pointer(p): p for p in nulls}
+    out, named = [], set()
+    for v in violations:
+        if v.path in paths and v.rule in ("schema.required", "lenient.optional-missing"):
+            named.add(v.path)
+            v = Violation(v.path, v.message.replace("required field is missing", "required field is null; send a value")
+                          .replace(": missing;", ": null, read as missing;"), v.severity, v.rule)
+        out.append(v)
+    for path, parts in paths.items():
+        if path in named:
+            continue
+        field = display_path(parts)
+        if strict:
+            out.append(Violation(path, f"{field}: null is not a value of this optional field; omit the field "
+                                 "(strict mode; lenient mode reads null as absent)", ERROR, "schema.null-field"))
+        else:
+            out.append(Violation(path, f"{field}: null, read as absent (an optional field); omit the field "
+                                 "instead of sending null", WARNING, "lenient.null-field"))
+    return out
 
 
 def validate(body, dialect: str | None = None, kind: str | None = None, strict: bool = False) -> list[Violation]:

@@ -73,7 +73,8 @@ def parse(raw: bytes | str, max_bytes: int = DEFAULT_MAX_BYTES):
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             return None, [Violation("", f"body is not UTF-8: byte 0x{raw[exc.start]:02x} at offset {exc.start} "
-                                    "cannot be decoded; JSON bodies must be UTF-8", ERROR, "json.encoding")]
+                                    "cannot be decoded; send UTF-8, or declare the body's charset "
+                                    "(Content-Type: application/json; charset=GBK)", ERROR, "json.encoding")]
     else:
         text = raw
     notes = []

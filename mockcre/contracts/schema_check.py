@@ -133,6 +133,15 @@ def _received(parts, instance) -> str:
 
 
 def _explain_value(errs, schema, instance, parts, strict) -> list[Violation]:
+    found = _explain_value_plain(errs, schema, instance, parts, strict)
+    if schema.get("x-advice") == "country":  # "China" -> send "CHN"
+        from .country import advice
+
+        found = [Violation(v.path, f"{v.message}; {advice(instance)}", v.severity, v.rule) for v in found]
+    return found
+
+
+def _explain_value_plain(errs, schema, instance, parts, strict) -> list[Violation]:
     field = display_path(parts)
     lenient = schema.get("x-lenient")
     accepted = lenient is not None and _holds(lenient["accept"], instance)

@@ -9,6 +9,7 @@ from typing import Callable, Iterator
 
 from mockcre.domain import DAY, GLOBAL_POOL
 
+from . import country
 from .violations import ERROR, WARNING, Violation, display_path, pointer
 
 
@@ -203,6 +204,17 @@ def _uid_shape(record, parts, ctx):
     shape = _UID_SHAPES.get(str(uid_type)) if not isinstance(uid_type, bool) else None
     if shape and isinstance(uid, str) and uid and not shape[0].fullmatch(uid):
         yield parts + [name], f"uid_type {uid_type} wants {shape[1]}; got {uid[:40]!r}"
+
+
+# -- geo ---------------------------------------------------------------------------------------
+
+@rule("country-code", WARNING, [("cre", "item"), ("cre", "action"), ("cre", "query"), ("dm", "item"), ("dm", "action"),
+                                ("dm", "recommend")], 'country：ISO 3166-1 alpha-3 编码，例如 "CHN"（中国）', strict_severity=ERROR)
+def _flat_country(record, parts, ctx):
+    """A flat ``country`` (beside flat latitude/longitude, as real clients send it); geo.country is the schema's."""
+    value = record.get("country")
+    if isinstance(value, str) and not country.is_code(value):
+        yield parts + ["country"], f"{value!r} is not an ISO 3166-1 alpha-3 country code; {country.advice(value)}"
 
 
 # -- tags --------------------------------------------------------------------------------------

@@ -128,7 +128,7 @@ class Cre(Dialect):
         })
 
     def error(self, echo, code: int, message: str) -> dict:
-        return self._envelope(echo, {"code": str(code), "message": message})
+        return {"seq_no": echo, "code": str(code), "message": message}  # seq_no always, null when unreadable
 
     def check_auth(self, accounts, body: dict) -> str | None:
         if not accounts.cre_tokens or body.get("token") in accounts.cre_tokens:

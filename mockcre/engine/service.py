@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import itertools
 import json
@@ -54,7 +55,8 @@ class Judgement:
     dialect: str | None = None
     kind: str | None = None
     partition: tuple | None = None  # set only for a request that passed
-    body: object = None
+    body: object = None  # as the engine reads it (lenient mode drops null optional fields)
+    as_sent: object = None  # as it was parsed: what the journal shows
     raw: bytes = b""  # the body as decoded from the transport: what --state keeps
     violations: list = field(default_factory=list)
 
@@ -83,11 +85,12 @@ def judge(endpoint: str, raw: bytes, headers: dict, host: str, config: Config, *
     """Transport, JSON, dialect and kind, limits, schema and semantic rules, then auth: stops at the first stage
     with errors. ``headers`` have lower-case names; ``host`` routes dm's ``POST /`` as the real hosts do."""
     j = Judgement(endpoint)
-    decoded, notes = decode_transport(raw, headers, config.max_body_bytes)
+    decoded, notes = decode_transport(raw, headers, config.max_body_bytes, strict)
     j.violations.extend(notes)
     if decoded is not None:
         j.raw = decoded
         j.body, found = jsonbody.parse(decoded, config.max_body_bytes)
+        j.as_sent = j.body
         j.violations.extend(found)
     if endpoint == "dm.root":
         j.endpoint = DIALECTS["dm"].route_for_root(host, j.body)
@@ -110,9 +113,11 @@ def judge(endpoint: str, raw: bytes, headers: dict, host: str, config: Config, *
         j.violations.append(Violation("/data", f"data: {len(data):,} records in one request; the limit is "
                                       f"{config.max_batch_records:,} (--max-batch-records)", ERROR, "limit.batch-records"))
         return j
-    j.violations.extend(check(body, adapter.name, j.kind, strict, now=config.clock()).violations)
+    checked = check(body, adapter.name, j.kind, strict, now=config.clock())
+    j.violations.extend(checked.violations)
     if has_errors(j.violations):
         return j
+    j.body = body = checked.body  # null optional fields read as absent (lenient.null-field)
     denied = adapter.check_auth(accounts, body)
     if denied:
         j.violations.append(Violation("/" + adapter.auth_field, denied, ERROR, "auth"))
@@ -258,45 +263,87 @@ class Service:
         memory.give_back()
 
     def _record(self, ex: Exchange) -> None:
-        j = ex.judgement
+        self.record(ex.judgement, ex.headers, ex.reply, ex.decisions, ex.started)
+
+    def record(self, j: Judgement, headers: dict, reply, decisions: list, started: float, **extra) -> None:
+        """One journal entry (the proxy adds ``upstream``); ``headers`` already masked."""
         self.journal.record({
             "time": self.config.clock(),
             "endpoint": j.endpoint,
             "dialect": j.dialect,
             "kind": j.kind,
             "partition": list(j.partition) if j.partition else None,
-            "headers": ex.headers,
-            "body": masked_body(j.body),
+            "headers": headers,
+            "body": masked_body(j.as_sent),
             "violations": [v.to_dict() for v in j.violations],
-            "scenario": ex.decisions,
-            "reply": ex.reply,
-            "latency_ms": round((time.perf_counter() - ex.started) * 1000, 3),
+            "scenario": decisions,
+            "reply": reply,
+            "latency_ms": round((time.perf_counter() - started) * 1000, 3),
+            **extra,
         })
 
 
-def decode_transport(raw: bytes, headers: dict, limit: int):
-    """The request body behind its Content-Encoding, and transport mistakes as violations.
+_CODINGS = {"gzip": 31, "x-gzip": 31, "deflate": 15}  # zlib wbits: gzip header, zlib header
+_FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
+_UTF8 = ("utf-8", "utf8")
 
-    ``headers`` have lower-case names. Returns ``(body bytes, notes)``, or ``(None, violations)``
-    when the body cannot be read. The proxy judges requests the same way.
+
+def decode_transport(raw: bytes, headers: dict, limit: int, strict: bool = False):
+    """The request body behind its Content-Length, Content-Encoding and charset, and transport
+    mistakes as violations.
+
+    ``headers`` have lower-case names. Returns ``(UTF-8 body bytes, notes)``, or ``(None,
+    violations)`` when the body cannot be read. Lenient mode accepts what the real service would
+    (JSON under another Content-Type, a declared non-UTF-8 charset) with a warning; strict mode
+    refuses it. The proxy judges requests the same way.
     """
-    notes = []
-    encoding = headers.get("content-encoding", "").strip().lower()
-    if encoding in ("gzip", "deflate"):
-        try:
-            raw = zlib.decompressobj(wbits=31 if encoding == "gzip" else 15).decompress(raw, limit + 1)
-        except zlib.error as exc:
-            return None, [Violation("", f"Content-Encoding: {encoding} but the body does not decompress ({exc})",
+    declared = headers.get("content-length", "").strip()
+    if declared.isdigit() and len(raw) < int(declared) <= limit:
+        return None, [Violation("", f"body is cut off: {len(raw):,} bytes arrived but Content-Length says "
+                                f"{int(declared):,}; nothing was stored. Send the whole body with its true "
+                                "Content-Length", ERROR, "http.content-length")]
+    codings = [c.strip().lower() for c in headers.get("content-encoding", "").split(",") if c.strip()]
+    for coding in reversed(codings):  # listed in the order applied (RFC 9110 8.4): undone last first
+        if coding == "identity":
+            continue
+        if coding not in _CODINGS:
+            return None, [Violation("", f"Content-Encoding {coding} is not supported; send gzip, deflate or none",
                                     ERROR, "http.encoding")]
-    elif raw[:2] == b"\x1f\x8b":
+        try:
+            raw = zlib.decompressobj(wbits=_CODINGS[coding]).decompress(raw, limit + 1)
+        except zlib.error as exc:
+            return None, [Violation("", f"Content-Encoding: {coding} but the body does not decompress ({exc})",
+                                    ERROR, "http.encoding")]
+    if not codings and raw[:2] == b"\x1f\x8b":
         return None, [Violation("", "body looks gzip-compressed but has no Content-Encoding: gzip header; "
                                 "send plain JSON or declare the encoding", ERROR, "http.encoding")]
-    content_type = headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
-        return None, [Violation("", f"Content-Type is {content_type}; the API takes a JSON object as the POST body "
-                                "(请求协议以 Json 格式序列化，作为 HTTP 请求的 Body 部分)", ERROR, "http.content-type")]
+    media, _, params = headers.get("content-type", "").partition(";")
+    content_type = media.strip().lower()
+    notes = []
+    severity, mode = (ERROR, "strict mode refuses it") if strict else (WARNING, "accepted in lenient mode")
     if content_type and content_type != "application/json" and not content_type.endswith("+json"):
-        notes.append(Violation("", f"Content-Type is {content_type}; send application/json", WARNING, "http.content-type"))
+        if raw.lstrip()[:1] not in (b"{", b"[") and content_type in _FORMS:
+            return None, [Violation("", f"Content-Type is {content_type} and the body is not JSON; send the JSON "
+                                    "object itself as the POST body, with Content-Type: application/json "
+                                    "(请求协议以 Json 格式序列化，作为 HTTP 请求的 Body 部分)", ERROR, "http.content-type")]
+        notes.append(Violation("", f"Content-Type is {content_type}, not application/json ({mode}); send the header "
+                               "Content-Type: application/json (curl: -H 'Content-Type: application/json')",
+                               severity, "http.content-type"))
+    charset = next((v.strip().strip('"').lower() for k, _, v in (p.partition("=") for p in params.split(";"))
+                    if k.strip().lower() == "charset"), "")
+    if charset and charset not in _UTF8 and not raw.isascii():
+        try:
+            text = raw.decode(codecs.lookup(charset).name)
+        except LookupError:
+            return None, notes + [Violation("", f"Content-Type declares charset={charset}, which is not a known "
+                                            "character set; send UTF-8", ERROR, "http.charset")]
+        except UnicodeDecodeError as exc:
+            return None, notes + [Violation("", f"body is not {charset} as its Content-Type declares: byte "
+                                            f"0x{raw[exc.start]:02x} at offset {exc.start} cannot be decoded; "
+                                            "send UTF-8", ERROR, "http.charset")]
+        raw = text.encode("utf-8")
+        notes.append(Violation("", f"body is in charset {charset} ({mode}: decoded as declared); JSON between "
+                               "systems must be UTF-8 (RFC 8259): send UTF-8", severity, "http.charset"))
     return raw, notes
 
 

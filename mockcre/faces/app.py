@@ -56,7 +56,10 @@ class ApiRoutes:
         if environ.get("REQUEST_METHOD") != "POST":
             return _json_error(start_response, 405, "The method is not allowed for the requested URL.", [("Allow", "POST")])
         try:
-            raw = get_input_stream(environ).read(self.service.config.max_body_bytes + 1)  # over the limit: never read whole
+            limit = self.service.config.max_body_bytes + 1  # over the limit: never read whole
+            length = environ.get("CONTENT_LENGTH", "")
+            # with a length, read what arrives: decode_transport names a body cut short (Werkzeug would raise)
+            raw = environ["wsgi.input"].read(min(int(length), limit)) if length.isdigit() else get_input_stream(environ).read(limit)
         except HTTPException as exc:  # e.g. the client went away mid-body
             return _json_error(start_response, exc.code, exc.description)
         reply = self.service.handle(endpoint, raw, _headers(environ), environ.get("HTTP_HOST", ""))

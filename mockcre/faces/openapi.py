@@ -203,8 +203,12 @@ def _operation(endpoint: str) -> dict:
         "operationId": endpoint.replace(".", "_"),
         "tags": [tag],
         "summary": summary,
-        "description": f"Credentials travel in the body: {secret}. A gzip or deflate body with Content-Encoding "
-                       "is accepted too." + _rules(requests + replies),
+        "description": f"Credentials travel in the body: {secret}. A gzip (x-gzip) or deflate body with "
+                       "Content-Encoding is accepted too, stacked codings undone last first. Strict mode refuses any "
+                       "Content-Type but application/json or a +json type, and a charset other than UTF-8, with "
+                       "code -1 naming the header; lenient mode (the default) reads a body that is JSON under any "
+                       "Content-Type (curl -d sends a form type) and decodes a declared charset (GBK, GB18030, "
+                       "Big5…), with a warning." + _rules(requests + replies),
         "requestBody": {"required": True, "content": _json_content(_one_of([{"$ref": SCHEMA_REF + r} for r in requests]),
                                                                    _examples(requests))},
         "responses": {

@@ -296,25 +296,12 @@ class Proxy:
                 reply = None
             if not isinstance(reply, dict):
                 reply = {"raw": fwd.body[:4096].decode("utf-8", "replace")}
-        ins = Judgement(None, body=body, violations=[Violation("", message, ERROR, rule)])
+        ins = Judgement(None, body=body, as_sent=body, violations=[Violation("", message, ERROR, rule)])
         self._journal(ins, headers, reply, upstream, started)
         return answer
 
     def _journal(self, ins: Judgement, headers, reply, upstream: dict, started: float) -> None:
-        self.service.journal.record({  # the entry of Service._record, plus "upstream"
-            "time": self.config.clock(),
-            "endpoint": ins.endpoint,
-            "dialect": ins.dialect,
-            "kind": ins.kind,
-            "partition": list(ins.partition) if ins.partition else None,
-            "headers": masked_headers(headers),
-            "body": masked_body(ins.body),
-            "violations": [v.to_dict() for v in ins.violations],
-            "scenario": [],
-            "reply": reply,
-            "latency_ms": round((time.perf_counter() - started) * 1000, 3),
-            "upstream": upstream,
-        })
+        self.service.record(ins, masked_headers(headers), reply, [], started, upstream=upstream)
 
     def _mirror(self, ins: Judgement, parsed) -> None:
         """A report the upstream accepted goes into the proxy's store too (the dashboard and report read it)."""

@@ -30,7 +30,8 @@ MAX_EXAMPLES = 5
 LATE_AFTER = domain.DAY  # an action reported more than a day after it happened
 FUTURE_AFTER = 300  # an action dated more than five minutes after it was received (clock skew allowance)
 COARSE_SHARE = 0.5  # one tag on more than half the items of a pool
-MIN_ITEMS_FOR_TAG_RULES = 20  # below this a pool's tag statistics are noise (a small feed has many one-off tags)
+MIN_ITEMS_FOR_TAG_RULES = 10  # coarse: below this "more than half" is a handful (2 of 3 is chance; 6 of 10 a pattern)
+MIN_ITEMS_FOR_FINE_TAGS = 20  # fine: in fewer items most tags are one-offs however good (news-feed's 10 articles)
 UNCHANGED_RUN = 3  # an item reported this many times in a row with identical fields
 COLD_SHARE = 0.5  # cold-start requests above this share are a warning, else information
 #: Per dialect: the rule for scene ids actions copied that no request issued, and (dm only: a cre
@@ -258,7 +259,7 @@ def _tag_granularity(where: str, pool: str, items: list, found) -> None:
     if pool != domain.GLOBAL_POOL and n > COARSE_SHARE * len(items):
         found("item-tags-coarse").add(None, f"{where} pool {pool}: tag {tag!r} on {n} of {len(items)} items")
     singles = sum(1 for c in use.values() if c == 1)
-    if singles > len(use) / 2:
+    if len(items) >= MIN_ITEMS_FOR_FINE_TAGS and singles > len(use) / 2:
         found("item-tags-fine").add(None, f"{where} pool {pool}: {singles} of {len(use)} tags on one item only")
 
 

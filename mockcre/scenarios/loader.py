@@ -56,12 +56,16 @@ def read(source, base_dir=None, label: str | None = None) -> Source:
     """A scenario from a file path, YAML/JSON text, or a mapping. YAML errors raise ScenarioError."""
     if isinstance(source, dict):
         return Source(source, label or "<mapping>", Path(base_dir) if base_dir else None)
-    if isinstance(source, str) and _bundled_stem(source):
-        source = source + ".yaml"  # a bundled scenario named without its suffix: shop, errors, …
+    name = source.decode("utf-8", "replace") if isinstance(source, bytes) else source
+    if isinstance(name, str) and _BARE_NAME.fullmatch(name.strip()):
+        name = name.strip()
+        # a file of that name first (a str only: admin bytes are never a path), else a bundled scenario
+        source = Path(name) if isinstance(source, str) and Path(name).is_file() else bundled(name)
+        if source is None:
+            raise ScenarioError([Problem(label or name, 1, 1, f"no scenario file or bundled scenario {name!r}; "
+                                         f"bundled: {', '.join(bundled_names())}")])
     if isinstance(source, Path) or (isinstance(source, str) and "\n" not in source and source.endswith((".yaml", ".yml", ".json"))):
         path = Path(source)
-        if not path.exists() and len(path.parts) == 1 and (scenarios_dir() / path).is_file():
-            path = scenarios_dir() / path  # a bundled scenario by bare name: shop.yaml, errors.yaml, …
         try:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
@@ -72,15 +76,25 @@ def read(source, base_dir=None, label: str | None = None) -> Source:
     return _parse(source, label or "<text>", Path(base_dir) if base_dir else None, None)
 
 
-def _bundled_stem(text: str) -> bool:
-    """``text`` names a bundled scenario without ``.yaml`` (``shop``) and no file of that name is here.
+_BARE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")  # no folder, no YAML: a (short) file name at most
+_SUFFIXES = ("", ".yaml", ".yml", ".json")
 
-    Such a one-word text could never be a scenario itself (a scenario is a mapping), so reading it as
-    the bundled file's name takes nothing away.
-    """
-    if not text or "\n" in text or "/" in text or "\\" in text or text.startswith(".") or Path(text).exists():
-        return False
-    return (scenarios_dir() / f"{text}.yaml").is_file()
+
+def bundled_names() -> list[str]:
+    """The scenarios that ship with mockcre, by bare name (``shop``, ``errors``, …)."""
+    return sorted(p.stem for p in scenarios_dir().iterdir() if p.suffix in _SUFFIXES[1:])
+
+
+def bundled(name: str) -> Path | None:
+    """The bundled scenario file of ``name``, with or without its suffix; None when there is none."""
+    for suffix in _SUFFIXES if not name.endswith(_SUFFIXES[1:]) else ("",):
+        candidate = scenarios_dir() / (name + suffix)
+        try:
+            if candidate.is_file():
+                return candidate
+        except OSError:  # a name the file system refuses (too long…) is no bundled scenario
+            return None
+    return None
 
 
 _SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: ~10x faster on shop.yaml
