@@ -44,7 +44,6 @@ from mockcre.contracts import ERROR, WARNING, Violation, check, has_errors, json
 from mockcre.contracts.violations import describe_value
 from mockcre.cors import Cors
 from mockcre.dialects import DIALECTS
-from mockcre.dialects.base import masked_body
 from mockcre.engine.journal import masked_headers
 from mockcre.engine.service import Judgement
 
