@@ -258,7 +258,7 @@ def load_scenario():
     try:  # bytes: the scenario's own text, never taken for a path on the server
         name = _service().scenarios.load(raw, label="<admin>")
     except ScenarioError as exc:
-        return _json_error(400, problems=list(exc.problems))
+        return _json_error(400, "invalid scenario", problems=list(exc.problems))
     return {"status": "loaded", "name": name}, 201
 
 
