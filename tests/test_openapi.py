@@ -295,7 +295,7 @@ def test_each_operation_lists_the_semantic_rules_of_its_bodies(document):
             assert severity.startswith(r.severity) and (r.strict_severity or "") in severity, (path, r.id)
     assert set(_listed_rules(document["paths"]["/dm/data"]["post"])) >= {"item-pool-zero", "item-expiry-order",
                                                                          "dm-action-empty-item", "tags-separator"}
-    assert set(_listed_rules(document["paths"]["/query"]["post"])) == {"uid-shape", "rec-order"}
+    assert set(_listed_rules(document["paths"]["/query"]["post"])) == {"uid-shape", "rec-order", "country-code"}
 
 
 def test_a_new_rule_reaches_the_descriptions(monkeypatch):

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from mockcre.resources import scenarios_dir
-from mockcre.scenarios.loader import read
+from mockcre.scenarios.loader import ScenarioError, read
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -45,9 +45,10 @@ def test_a_bundled_scenario_loads_by_name_without_its_suffix(text):
     assert read(text).data["name"] == text
 
 
-def test_a_one_word_text_that_names_no_bundled_scenario_is_still_text():
-    src = read("nosuchscenario")
-    assert (src.data, src.path) == ("nosuchscenario", None)  # then refused: "a scenario is a mapping"
+def test_a_one_word_name_of_no_scenario_lists_the_bundled_ones():
+    with pytest.raises(ScenarioError) as caught:
+        read("nosuchscenario")
+    assert "no scenario file or bundled scenario 'nosuchscenario'" in str(caught.value) and "shop" in str(caught.value)
 
 
 def test_the_readme_is_a_front_door():

@@ -298,7 +298,7 @@ def test_bundled_scenarios_by_bare_name_everywhere(serve, tmp_path):
 
 
 def test_openapi_says_strict_refuses_other_content_types():
-    from mockcre.openapi import build
+    from mockcre.faces.openapi import build
 
     for item in build()["paths"].values():
         assert "Strict mode refuses any Content-Type but application/json" in item["post"]["description"]

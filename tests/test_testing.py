@@ -186,8 +186,3 @@ def test_a_scenario_that_does_not_load_stops_the_server():
     assert caught.value.source == "no-such-scenario"
     with pytest.raises(requests.ConnectionError):
         requests.get(mock.url + "/__admin/health", timeout=5)
-
-
-def test_tls_is_refused_until_the_server_has_it():
-    with pytest.raises(ValueError, match="tls=True needs"):
-        MockcreServer(tls=True)
