@@ -226,3 +226,16 @@ def test_sign_output_is_accepted_by_a_guarded_server():
         assert client.call("/dm/data", dm_item("a", request_id=request_id + "9", MD5=signature))["code"] == -1
     finally:
         stop_soon(server)
+
+
+def test_server_environment_variables_never_read_as_request_headers(served, monkeypatch):
+    """granian builds each request's environ on a copy of os.environ; HTTP_* variables must not leak in."""
+    monkeypatch.setenv("HTTP_X_FROM_SERVER_ENV", "leaked")
+    monkeypatch.setenv("HTTP_X_FORWARDED_FOR", "10.0.0.1")  # (not HTTP_PROXY: the test's own client would use it)
+    server = served()
+    server.wait_ready()
+    client = Client(server.url)
+    client.call("/query", cre_query(), headers={"X-Sent": "by-the-client"})
+    headers = client.last_entry()["headers"]
+    assert headers.get("X-Sent") == "by-the-client"
+    assert "X-From-Server-Env" not in headers and "X-Forwarded-For" not in headers, headers

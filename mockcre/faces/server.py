@@ -82,6 +82,10 @@ class WorkerHandoff:
         # ever stopped by the supervisor, as when the parent alone is signalled.
         os.setpgid(0, 0)
         sys.setswitchinterval(GIL_SWITCH_SECONDS)
+        # granian copies os.environ into every request's WSGI environ: a server variable such as HTTP_PROXY
+        # would read as a request header (and be journaled as one)
+        for name in [n for n in os.environ if n.startswith("HTTP_") or n in ("CONTENT_TYPE", "CONTENT_LENGTH")]:
+            del os.environ[name]
         if self.after_fork is not None:
             self.after_fork(self.app)
         return self.app
