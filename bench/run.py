@@ -28,6 +28,7 @@ import shlex
 import shutil
 import signal
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -55,8 +56,9 @@ class Server:
     """A server process on 127.0.0.1, ready when ``ready_path`` answers; stopped with SIGINT, then SIGKILL."""
 
     def __init__(self, name: str, argv: list, port: int, ready_path: str = "/__admin/health", method: str = "GET",
-                 env: dict | None = None):
+                 env: dict | None = None, cafile: str | None = None):
         self.name, self.port = name, port
+        self.cafile = cafile  # HTTPS, trusting this CA (written by the server as it starts)
         self.command = command_line(argv, env)
         started = time.monotonic()
         self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
@@ -67,7 +69,7 @@ class Server:
                 raise RuntimeError(f"{name} exited: {self.proc.stderr.read().decode()[-2000:]}")
             try:
                 request = urllib.request.Request(self.url + ready_path, method=method, data=b"{}" if method == "POST" else None)
-                urllib.request.urlopen(request, timeout=1).read()
+                urllib.request.urlopen(request, timeout=1, context=self.context()).read()
                 break
             except urllib.error.HTTPError:
                 break  # it answers
@@ -80,7 +82,10 @@ class Server:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.cafile else 'http'}://127.0.0.1:{self.port}"
+
+    def context(self) -> ssl.SSLContext | None:
+        return ssl.create_default_context(cafile=self.cafile) if self.cafile else None
 
     def worker_rss_mb(self) -> float:
         """RSS of the process that serves (granian's worker: the newest child), in MB."""
@@ -343,26 +348,27 @@ def wiremock_server(wiremock: tuple[str, str], root: Path, reply: bytes, flags=N
     return Server("wiremock", argv, port, "/__admin/health", "GET")
 
 
-def post(url: str, body: bytes) -> tuple[int, bytes]:
+def post(url: str, body: bytes, context: ssl.SSLContext | None = None) -> tuple[int, bytes]:
     request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"}, method="POST")
     try:
-        with urllib.request.urlopen(request, timeout=10) as resp:
+        with urllib.request.urlopen(request, timeout=10, context=context) as resp:
             return resp.status, resp.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
 
 
-def rejects_bad_body(url: str) -> bool:
+def rejects_bad_body(url: str, context: ssl.SSLContext | None = None) -> bool:
     """Whether the server refuses a query without the required user_id: a non-200 status, or mockcre's
     200 error envelope (code -1, as the real service answers)."""
-    status, reply = post(url, json.dumps({k: v for k, v in json.loads(cre_query()).items() if k != "user_id"}).encode())
+    body = json.dumps({k: v for k, v in json.loads(cre_query()).items() if k != "user_id"}).encode()
+    status, reply = post(url, body, context)
     return status != 200 or json.loads(reply).get("code") not in (None, "0")
 
 
 def summary(runs: list) -> dict:
     """Median of the repetitions figure by figure, the range of the rate, and every run."""
     out = {k: statistics.median(r[k] for r in runs) for k in ("rps", "p50_ms", "p99_ms", "cpu_us")}
-    out.update(rps_min=min(r["rps"] for r in runs), rps_max=max(r["rps"] for r in runs),
+    out.update(rps_min=min(r["rps"] for r in runs), rps_max=max(r["rps"] for r in runs), p99_max_ms=max(r["p99_ms"] for r in runs),
                non_2xx=sum(r["non_2xx"] for r in runs), runs=runs)
     return out
 
@@ -383,6 +389,9 @@ def http_figures(quick: bool, seconds: int, reps: int, prism: str | None, wiremo
             servers["mockcre"] = shop = Server("mockcre", mockcre("serve", "--port", str(port := free_port()),
                                                                   "--scenario", "shop.yaml"), port)
             out["startup_shop_s"] = shop.ready_after
+            servers["https"] = Server("mockcre HTTPS", mockcre("serve", "--port", str(port := free_port()), "--scenario",
+                                                               "shop.yaml", "--tls", "--tls-ca-out", f"{tmp}/ca.pem"),
+                                      port, cafile=f"{tmp}/ca.pem")
             servers["baseline"] = Server("bare Flask", [sys.executable, str(ROOT / "bench" / "baseline.py"), str(port := free_port())],
                                          port, "/health", "GET")
             if prism:
@@ -393,12 +402,13 @@ def http_figures(quick: bool, seconds: int, reps: int, prism: str | None, wiremo
                 status, reply = post(shop.url + "/query", bodies[0])
                 assert status == 200, f"mockcre answered the first body with {status}: {reply[:200]!r}"
                 servers["wiremock"] = wiremock_server(wiremock, Path(tmp) / "wiremock", reply)
-            labels = {"mockcre": "mockcre", "baseline": "bare Flask (baseline)", "prism": "Prism (validating)",
+            labels = {"mockcre": "mockcre", "https": "mockcre over HTTPS (serve --tls)", "baseline": "bare Flask (baseline)", "prism": "Prism (validating)",
                       "wiremock": "WireMock 3 (schema-matched stub)"}
             for key, server in servers.items():
-                status, _ = post(server.url + "/query", bodies[0])
+                status, _ = post(server.url + "/query", bodies[0], server.context())
                 out["servers"][key] = {"label": labels[key], "command": server.command, "first_status": status,
-                                       "rejects_bad_body": rejects_bad_body(server.url + "/query") if key != "baseline" else None}
+                                       "rejects_bad_body": rejects_bad_body(server.url + "/query", server.context())
+                                       if key != "baseline" else None}
                 wrk(server.url + "/query", bodies, warm)
             runs = {key: [] for key in servers}
             order = list(servers)
@@ -534,14 +544,18 @@ def report(http: dict, big: dict | None, local: dict | None, quick: bool) -> tup
 
     q = http["cre_query"]
     row("cre /query, shop.yaml, 240 different requests, 16 connections", q["rps"], "req/s", f"{q['rps'] / base['rps']:.2f} × bare Flask",
-        "≥ 0.6 × bare Flask", q["rps"] >= 0.6 * base["rps"])
-    peers = {k: v for k, v in http["servers"].items() if k not in ("mockcre", "baseline")}
+        "≥ 0.8 × bare Flask", q["rps"] >= 0.8 * base["rps"])
+    https = http["servers"]["https"]
+    row("cre /query over HTTPS (serve --tls), same 240 requests", https["rps"], "req/s",
+        f"{https['rps'] / q['rps']:.2f} × mockcre over plain HTTP", "(figure only)", True)
+    peers = {k: v for k, v in http["servers"].items() if k not in ("mockcre", "https", "baseline")}
     if peers:
         key = max(peers, key=lambda k: peers[k]["rps"])
         p = peers[key]
         row(f"cre /query vs the faster peer, {p['label']} (same 240 requests)", p["rps"], f"req/s ({p['label']})",
-            f"{q['rps'] / p['rps']:.2f} × {p['label']}", "≥ 1.2 × the faster peer", q["rps"] >= 1.2 * p["rps"])
-    row("cre /query p99", q["p99_ms"], "ms", f"{q['p99_ms'] / base['p99_ms']:.1f} × bare Flask p99", "≤ 10 ms", q["p99_ms"] <= 10)
+            f"{q['rps'] / p['rps']:.2f} × {p['label']}", "≥ 1.4 × the faster peer", q["rps"] >= 1.4 * p["rps"])
+    row("cre /query p99, the worst of the runs", q["p99_max_ms"], "ms", f"{q['p99_max_ms'] / base['p99_ms']:.1f} × bare Flask p99",
+        "≤ 10 ms in every run", q["p99_max_ms"] <= 10)
     if big:
         d = big["dm_service"]
         row(f"dm /dm/service, {big['items']:,} items, {big['actions']:,} actions, HTTP", d["rps"], "req/s",

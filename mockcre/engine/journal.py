@@ -63,8 +63,9 @@ def body_items(body, dialect: str | None = None) -> list[str]:
 def _about(body, dialect: str | None, read) -> list[str]:
     if not isinstance(body, dict):
         return []
-    adapters = [DIALECTS[dialect]] if dialect else DIALECTS.values()
-    return list(dict.fromkeys(found for adapter in adapters for found in read(adapter)))[:MAX_IDS]
+    if dialect:  # every journaled request but an unroutable one: the adapter's list is already free of repeats
+        return read(DIALECTS[dialect])[:MAX_IDS]
+    return list(dict.fromkeys(found for adapter in DIALECTS.values() for found in read(adapter)))[:MAX_IDS]
 
 
 def has_errors(entry: dict) -> bool:
