@@ -222,7 +222,7 @@ def test_every_request_is_in_a_console_block(page):
             if line.lstrip().startswith("#"):
                 continue
             code = line.split("  #")[0]
-            assert not re.search(r"\bcurl\s", code), f"{page_id(page)}: a curl line outside a console block: {line}"
+            assert not re.search(r"\bcurl\s+(-|http)", code), f"{page_id(page)}: a curl line outside a console block: {line}"
             assert not SERVER_ADDRESSES.search(code) or "mockcre serve" in code or language == "python", (
                 f"{page_id(page)}: an address on port 8088 outside a console block: {line}")
 

@@ -12,6 +12,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -152,11 +153,11 @@ def test_the_dashboards_own_buttons_still_work(browser, serve):
     browser.find_element(By.TAG_NAME, "summary").click()
     browser.find_element(By.NAME, "text").send_keys(scenario("from-the-dashboard"))
     browser.find_element(By.CSS_SELECTOR, "details button[type=submit]").click()
-    WebDriverWait(browser, 5).until(lambda d: "Loaded scenario from-the-dashboard" in d.find_element(
+    WebDriverWait(browser, 5, ignored_exceptions=(StaleElementReferenceException,)).until(lambda d: "Loaded scenario from-the-dashboard" in d.find_element(
         By.CSS_SELECTOR, "[role=status]").text)
     assert [s["name"] for s in get(mock, "/__admin/scenarios")["scenarios"]] == ["from-the-dashboard"]
 
     browser.find_element(By.ID, "reset").click()
-    WebDriverWait(browser, 5).until(lambda d: "reset" in d.find_element(By.CSS_SELECTOR, "[role=status]").text)
+    WebDriverWait(browser, 5, ignored_exceptions=(StaleElementReferenceException,)).until(lambda d: "reset" in d.find_element(By.CSS_SELECTOR, "[role=status]").text)
     assert get(mock, "/__admin/state")["partitions"] == []
     assert get(mock, "/__admin/journal")["count"] == 0
