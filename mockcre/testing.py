@@ -22,6 +22,7 @@ import socket
 from pathlib import Path
 
 from mockcre import __version__
+from mockcre.text import plural
 from mockcre.cors import parse_origin
 
 META_FIELDS = ("kind", "dialect", "partition", "seq")
@@ -350,8 +351,8 @@ def tally_lines(tally: dict[str, dict]) -> list[str]:
     """:attr:`MockcreServer.tally` as a few lines of text: totals, then a table by endpoint."""
     total, flawed, errors, warnings = (sum(c[key] for c in tally.values())
                                        for key in ("requests", "with_violations", "errors", "warnings"))
-    lines = [f"mockcre {__version__}: {total} request{'s' * (total != 1)} received, {flawed} with violations "
-             f"({errors} error{'s' * (errors != 1)}, {warnings} warning{'s' * (warnings != 1)})"]
+    lines = [f"mockcre {__version__}: {plural(total, 'request')} received, {flawed} with violations "
+             f"({plural(errors, 'error')}, {plural(warnings, 'warning')})"]
     if tally:
         width = max(len("endpoint"), *(len(name) for name in tally))
         lines.append(f"  {'endpoint':<{width}}  requests  with violations  errors  warnings")
@@ -521,13 +522,13 @@ def _summary(entry: dict) -> str:
         bits.append(f"reply code {reply['code']!r}")
     errors = _errors_of(entry)
     if errors:
-        bits.append(f"{len(errors)} contract error{'s' * (len(errors) != 1)}")
+        bits.append(plural(len(errors), "contract error"))
     return ", ".join(bits)
 
 
 def _near_miss(endpoint, names, times, fields, entries, matched, url) -> str:
     criteria = ", ".join([repr(endpoint)] + [f"{k}={_show(v)}" for k, v in fields.items()])
-    wanted = "at least 1 matching request" if times is None else f"exactly {times} matching request{'s' * (times != 1)}"
+    wanted = "at least 1 matching request" if times is None else f"exactly {plural(times, 'matching request')}"
     lines = [f"assert_called({criteria}): expected {wanted}, got {len(matched)}."]
     if not entries:
         lines.append(f"mockcre received no requests at all since the test began (is the client pointed at {url}?)")
@@ -540,7 +541,7 @@ def _near_miss(endpoint, names, times, fields, entries, matched, url) -> str:
     others = [e for e in entries if e not in matched]
     if others and (times is None or len(matched) < times):
         ranked = sorted(others, key=lambda e: (len(_differences(e, names, fields)), -e.get("seq", 0)))
-        lines.append(f"Received {len(entries)} request{'s' * (len(entries) != 1)}; the closest that did not match:")
+        lines.append(f"Received {plural(len(entries), 'request')}; the closest that did not match:")
         for entry in ranked[:CLOSEST_SHOWN]:
             lines.append("")
             lines += _side_by_side(entry, names, fields)
@@ -575,12 +576,12 @@ def _side_by_side(entry: dict, names, fields: dict) -> list[str]:
 def _violations_report(entries: list[dict], warnings: bool = False) -> str:
     if warnings:
         count = sum(len(e.get("violations") or ()) for e in entries)
-        head = (f"mockcre: {len(entries)} request{'s' * (len(entries) != 1)} drew {count} contract "
-                f"violation{'s' * (count != 1)} (errors and warnings):")
+        head = (f"mockcre: {plural(len(entries), 'request')} drew {plural(count, 'contract violation')} "
+                "(errors and warnings):")
     else:
         count = sum(len(_errors_of(e)) for e in entries)
-        head = (f"mockcre: the code under test sent {len(entries)} request{'s' * (len(entries) != 1)} that "
-                f"break{'s' * (len(entries) == 1)} the contract ({count} violation{'s' * (count != 1)}):")
+        head = (f"mockcre: the code under test sent {plural(len(entries), 'request')} that "
+                f"break{'s' * (len(entries) == 1)} the contract ({plural(count, 'violation')}):")
     lines = [head]
     for entry in entries:
         lines.append(f"  {_summary(entry)}")

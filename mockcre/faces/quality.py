@@ -19,6 +19,7 @@ from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 
 from mockcre import domain
+from mockcre.text import plural
 from mockcre.contracts.violations import json_type
 from mockcre.dialects import DIALECTS
 from mockcre.engine.store import Item, Store
@@ -323,12 +324,12 @@ def _scene_mismatch(asked: dict, claimed: dict, acted_scenes: dict, found) -> No
     for key, claims in claimed.items():
         for (name, value), (seq, n) in claims.items():
             if (name, value) not in asked[key]:
-                found(SCENE_UNKNOWN_RULES[key[0]]).add(seq, f"{'/'.join(key)} {name} {value!r} in {_plural(n, 'action')}", n)
+                found(SCENE_UNKNOWN_RULES[key[0]]).add(seq, f"{'/'.join(key)} {name} {value!r} in {plural(n, 'action')}", n)
     for key, scenes in asked.items():
         rule_id = SCENE_UNUSED_RULES.get(key[0])
         for (name, value), (seq, n) in scenes.items():
             if rule_id and value not in acted_scenes[key]:
-                found(rule_id).add(seq, f"{'/'.join(key)} {name} {value!r} in {_plural(n, 'request')}", n)
+                found(rule_id).add(seq, f"{'/'.join(key)} {name} {value!r} in {plural(n, 'request')}", n)
 
 
 def _request_uid(e) -> str:
@@ -392,7 +393,7 @@ def _requests(journal, store: Store, found) -> None:
     for (key, uid), (seq, n) in askers.items():
         part = store.peek(key)
         if part is None or uid not in part.users:
-            found("closed-loop-missing").add(seq, f"{'/'.join(key)}: {uid} ({_plural(n, 'request')})", n)
+            found("closed-loop-missing").add(seq, f"{'/'.join(key)}: {uid} ({plural(n, 'request')})", n)
 
 
 def _preloaded_users(store: Store, journal) -> set:
@@ -453,7 +454,3 @@ def _charts(journal, store: Store) -> dict:
                 ctr[f"{'/'.join(key)} {pool}"] = round(sum(clicked[(key, i)] for i in members) / exposed, 4)
     return {"actions_per_hour": {str(k): dict(v) for k, v in sorted(per_hour.items())},
             "exposures": sum(shown.values()), "clicks": sum(clicked.values()), "ctr_by_pool": ctr}
-
-
-def _plural(n: int, noun: str) -> str:
-    return f"{n} {noun}{'s' * (n != 1)}"
