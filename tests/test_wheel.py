@@ -39,8 +39,9 @@ def run(*args, cwd: Path, timeout: float = RUN_TIMEOUT, env=None) -> subprocess.
 
 def copy_checkout(dest: Path) -> None:
     """The files git tracks (or, without git, the tree less environments and build output)."""
-    listed = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, timeout=30)
-    if listed.returncode == 0 and listed.stdout:
+    git = shutil.which("git")  # a checkout unpacked from an archive, on a machine without git, has neither
+    listed = subprocess.run([git, "ls-files", "-z"], cwd=ROOT, capture_output=True, timeout=30) if git else None
+    if listed is not None and listed.returncode == 0 and listed.stdout:
         for name in listed.stdout.decode().split("\0"):
             if name and (ROOT / name).is_file():
                 (dest / name).parent.mkdir(parents=True, exist_ok=True)
