@@ -32,9 +32,5 @@ class Accounts:
                 raise ValueError(f"--account {spec!r}: expected cre:TOKEN or dm:BID=TOKEN")
         return accounts
 
-    def merge(self, other: "Accounts") -> None:
-        self.cre_tokens |= other.cre_tokens
-        self.dm_tokens.update(other.dm_tokens)
-
     def __bool__(self) -> bool:
         return bool(self.cre_tokens or self.dm_tokens)

@@ -20,7 +20,7 @@ from mockcre import domain, jsontext, memory
 from mockcre.config import Config
 from mockcre.contracts import ERROR, WARNING, Violation, check, has_errors, jsonbody
 from mockcre.contracts.violations import describe_value
-from mockcre.dialects import DIALECTS
+from mockcre.dialects import DIALECTS, for_endpoint
 from mockcre.dialects.base import WrongKind
 from mockcre.dialects.base import masked_body
 from mockcre.engine.journal import Journal, masked_headers
@@ -62,7 +62,7 @@ class Judgement:
 
     @property
     def adapter(self):
-        return DIALECTS[self.endpoint.split(".")[0]]
+        return for_endpoint(self.endpoint)
 
     @property
     def passed(self) -> bool:

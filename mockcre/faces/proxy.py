@@ -49,7 +49,6 @@ from mockcre.engine.service import Judgement
 
 log = logging.getLogger("mockcre.proxy")
 
-DEFAULT_PORT = 8089
 DEFAULT_TIMEOUT = 10.0
 MAX_REPLY_BYTES = 64 * 1024 * 1024
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]

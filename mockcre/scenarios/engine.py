@@ -15,6 +15,7 @@ import os
 import random
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -179,7 +180,6 @@ class ScenarioEngine:
         self._scenarios: dict[str, Scenario] = {}
         self._lock = threading.RLock()
         self._watcher: threading.Thread | None = None
-        self._stop = threading.Event()
         self.accounts = self._base_accounts
         self.strict = False
 
@@ -291,11 +291,9 @@ class ScenarioEngine:
             self._watcher = threading.Thread(target=self._watch_loop, args=(interval,), name="mockcre-watch", daemon=True)
             self._watcher.start()
 
-    def stop_watching(self) -> None:
-        self._stop.set()
-
     def _watch_loop(self, interval: float) -> None:
-        while not self._stop.wait(interval):
+        while True:  # a daemon thread: it ends with the process
+            time.sleep(interval)
             self.reload_changed()
 
     def reload_changed(self) -> list[str]:
