@@ -246,7 +246,7 @@ def dm_recommend(uid: str) -> bytes:
 
 def big_state(path: str, items: int, actions: int) -> None:
     """A --state file holding a dm store of ``items`` items and ``actions`` actions (20 items an exposure)."""
-    from mockcre.engine.persist import StateFile
+    from mockcre.pipeline.persist import StateFile
 
     state = StateFile(path)
     for i in range(items):
@@ -453,7 +453,7 @@ def inprocess_figures(quick: bool) -> dict:
     from flask import Flask
 
     from mockcre import create_app
-    from mockcre.engine.recommend import rank
+    from mockcre.model.recommend import rank
 
     out = {}
     bare = Flask("bare")
@@ -504,7 +504,7 @@ def journal_at_bound_mb(uploads: int) -> float:
     import gc
     import tracemalloc
 
-    from mockcre.engine.journal import Journal
+    from mockcre.pipeline.journal import Journal
 
     journal = Journal()
     tracemalloc.start()
@@ -522,7 +522,7 @@ def journal_at_bound_mb(uploads: int) -> float:
 
 
 def fill(part, n_items: int, n_actions: int) -> None:
-    from mockcre.engine.store import Action, Item
+    from mockcre.model.store import Action, Item
 
     for i in range(n_items):
         part.upsert(Item(f"i{i}", (f"p{i % 50}",), {f"t{i % 5000}": 1.0, f"t{(i * 31) % 5000}": 1.0}, (f"c{i % 40}", f"m{i % 500}"),

@@ -1,6 +1,6 @@
 """mockcre: a mock and contract-test server for Tencent's recommendation APIs (cre and dm dialects)."""
 
-__version__ = "0.1.0"
+from mockcre.common import __version__
 __all__ = ["create_app", "__version__"]
 
 

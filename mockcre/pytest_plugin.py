@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from mockcre import __version__
+from mockcre.common import __version__
 from mockcre.testing import MockcreServer, ScenarioLoadError, tally_lines
 
 MARKER_ARGS = ("scenario", "strict", "allow_violations", "cors_origins", "tls")

@@ -21,9 +21,9 @@ import re
 import socket
 from pathlib import Path
 
-from mockcre import __version__
-from mockcre.text import plural
-from mockcre.cors import parse_origin
+from mockcre.common import __version__
+from mockcre.common.text import plural
+from mockcre.pipeline.config import parse_origin
 
 META_FIELDS = ("kind", "dialect", "partition", "seq")
 CLOSEST_SHOWN = 3  # near misses spelled out by assert_called
@@ -66,7 +66,7 @@ class MockcreServer:
         self._sock.listen(128)
         self.tls = bool(tls)
         self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self._sock.getsockname()[1]}"
-        self._certificates = None  # with tls: a throwaway local CA and its server certificate (mockcre.tls)
+        self._certificates = None  # with tls: a throwaway local CA and its server certificate (mockcre.faces.tls)
         self._tls_dir = None
         self._stopped = False
         self._earlier: list[dict] = []  # entries of this test that a reset() dropped: still checked at the end
@@ -117,7 +117,7 @@ class MockcreServer:
     def _make_certificates(self):
         import tempfile
 
-        from mockcre import tls
+        from mockcre.faces import tls
 
         self._tls_dir = tempfile.TemporaryDirectory(prefix="mockcre-tls-")
         self._certificates = tls.make_local(Path(self._tls_dir.name))
@@ -189,7 +189,7 @@ class MockcreServer:
 
     @property
     def service(self):
-        """The :class:`mockcre.engine.service.Service` behind the app."""
+        """The :class:`mockcre.pipeline.service.Service` behind the app."""
         return self._started().service
 
     @property
@@ -204,7 +204,7 @@ class MockcreServer:
 
     @property
     def clock(self):
-        """The mock's :class:`mockcre.engine.clock.Clock`: ``now``, ``freeze(T)`` (epoch, ISO 8601 or datetime),
+        """The mock's :class:`mockcre.model.clock.Clock`: ``now``, ``freeze(T)`` (epoch, ISO 8601 or datetime),
         ``advance(seconds, timedelta or "30d")``, ``resume()``. Each test starts on wall time, or at the
         loaded scenario's ``clock:``."""
         return self.service.config.clock
@@ -300,7 +300,7 @@ class MockcreServer:
         else:
             folders = [self.base_dir, *self.scenario_dirs]
             if len(ref.parts) == 1:
-                from mockcre.resources import scenarios_dir
+                from mockcre.common.resources import scenarios_dir
 
                 folders.append(scenarios_dir())
         tried = []
@@ -438,7 +438,7 @@ def _explain(exc: Exception) -> str:
 def _endpoint_names(endpoint) -> set:
     """Endpoint names from names (``cre.query``), paths (``/query``) or a collection of either."""
     from mockcre.faces.app import PATHS
-    from mockcre.domain import ENDPOINTS
+    from mockcre.common.domain import ENDPOINTS
 
     out = set()
     for one in [endpoint] if isinstance(endpoint, str) else endpoint:

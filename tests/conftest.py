@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from mockcre.resources import load_schema
+from mockcre.common.resources import load_schema
 
 
 @pytest.fixture

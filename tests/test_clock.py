@@ -12,8 +12,8 @@ import pytest
 import requests
 
 from httpkit import TIMEOUT, Client, cre_item, dm_recommend, start, stop_soon
-from mockcre.engine.clock import Clock, parse_duration, parse_moment
-from mockcre.resources import load_schema
+from mockcre.model.clock import Clock, parse_duration, parse_moment
+from mockcre.common.resources import load_schema
 from servekit import ServeProcess
 
 Y2017 = 1_483_228_800  # 2017-01-01T00:00:00Z

@@ -14,13 +14,13 @@ from flask import Flask
 from hypothesis import HealthCheck, given, settings
 
 from mockcre import create_app, strategies
-from mockcre.auth import Accounts
-from mockcre.faces.conformance import Run, Target
+from mockcre.contracts.auth import Accounts
+from mockcre.tools.conformance import Run, Target
 from mockcre.contracts import validate
 from mockcre.dialects import DIALECTS
 from mockcre.faces.server import ThreadedServer
-from mockcre.engine.service import Judgement
-from mockcre.engine.store import Item
+from mockcre.pipeline.service import Judgement
+from mockcre.model.store import Item
 
 EXAMPLES = 8
 
@@ -92,7 +92,7 @@ def test_html_and_5xx_answers_are_failures():
 
 
 def test_determinism_is_checked_unless_opted_out(server, monkeypatch):
-    import mockcre.engine.recommend as recommend
+    import mockcre.model.recommend as recommend
 
     real, chance = recommend.rank, random.Random(7)
 
@@ -101,7 +101,7 @@ def test_determinism_is_checked_unless_opted_out(server, monkeypatch):
         ranking.entries = [e for e in ranking.entries if chance.random() > 0.4]
         return ranking
 
-    monkeypatch.setattr("mockcre.engine.service.rank", forgetful)
+    monkeypatch.setattr("mockcre.pipeline.service.rank", forgetful)
     results = failed(run_against(server.url, dialects=("dm",), seed=1))
     name = "dm stateful: on-shelf, unexpired, pooled, bounded, ordered, repeatable"
     assert name in results and results[name].expected.startswith("the same ranking for the same request")

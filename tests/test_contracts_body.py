@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from mockcre.contracts import ERROR, WARNING, check, validate
 from mockcre.contracts import jsonbody
-from mockcre.domain import REQUEST_KINDS
-from mockcre.resources import load_schema
+from mockcre.common.domain import REQUEST_KINDS
+from mockcre.common.resources import load_schema
 
 REQUESTS = [pytest.param(d, k, id=f"{d}.{k}") for d in REQUEST_KINDS for k in REQUEST_KINDS[d]]
 

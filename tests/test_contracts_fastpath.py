@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 
 from mockcre import strategies
 from mockcre.contracts.schema_check import compiled, fast
-from mockcre.domain import REQUEST_KINDS, RESPONSE_KINDS
-from mockcre.resources import load_schema
+from mockcre.common.domain import REQUEST_KINDS, RESPONSE_KINDS
+from mockcre.common.resources import load_schema
 
 KINDS = [(d, k) for d in REQUEST_KINDS for k in REQUEST_KINDS[d]]
 REPLIES = [(d, k) for d in RESPONSE_KINDS for k in RESPONSE_KINDS[d]]

@@ -10,11 +10,12 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from mockcre import strategies
+from mockcre.tools import strategies as tool_strategies  # the private walker, for its own test
 from mockcre.contracts import ERROR, validate
 from mockcre.contracts.schema_check import registry
 from mockcre.contracts.violations import pointer
-from mockcre.domain import REQUEST_KINDS, RESPONSE_KINDS
-from mockcre.resources import load_schema
+from mockcre.common.domain import REQUEST_KINDS, RESPONSE_KINDS
+from mockcre.common.resources import load_schema
 from mockcre.strategies import Defect, from_schema, mutations, requests, responses
 
 FAST = settings(max_examples=50, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
@@ -121,7 +122,7 @@ def test_mutation_sites_of_document_examples(name, path, kinds):
     if name.startswith("dm."):
         body = dict(body, expire_time=1386917763) if name == "dm.item" else dict(body, request_num=50)
     schema = load_schema(name)
-    sites = strategies._sites(body, schema, registry().resolver(base_uri=schema["$id"]))
+    sites = tool_strategies._sites(body, schema, registry().resolver(base_uri=schema["$id"]))
     assert {s.kind for s in sites if pointer(s.parts) == path} == kinds
 
 

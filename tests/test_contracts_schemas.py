@@ -7,11 +7,11 @@ import copy
 import pytest
 from jsonschema import Draft202012Validator
 
-from mockcre import domain
+from mockcre.common import domain
 from mockcre.contracts import ERROR, WARNING, validate
 from mockcre.contracts.violations import pointer
-from mockcre.domain import REQUEST_KINDS, RESPONSE_KINDS
-from mockcre.resources import load_schema, schema_names
+from mockcre.common.domain import REQUEST_KINDS, RESPONSE_KINDS
+from mockcre.common.resources import load_schema, schema_names
 
 ALL_KINDS = [(d, k) for d in REQUEST_KINDS for k in REQUEST_KINDS[d] + RESPONSE_KINDS[d]]
 EXAMPLES = [pytest.param(d, k, i, id=f"{d}.{k}[{i}]")

@@ -7,8 +7,8 @@ import copy
 import pytest
 
 from mockcre.contracts import ERROR, RULES, WARNING, check, validate
-from mockcre.domain import DAY
-from mockcre.resources import load_schema
+from mockcre.common.domain import DAY
+from mockcre.common.resources import load_schema
 
 NOW = 1_700_000_000  # fixed clock for the time rules
 

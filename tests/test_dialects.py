@@ -6,8 +6,8 @@ import pytest
 
 from mockcre.dialects import DIALECTS, RECORD_PATHS
 from mockcre.dialects.base import Dialect
-from mockcre.domain import PATHS
-from mockcre.engine.recommend import Ranking
+from mockcre.common.domain import PATHS
+from mockcre.model.recommend import Ranking
 
 CRE_QUERY = {"seq_no": "7", "token": "t", "proj_id": "p", "scn_id": "s", "uid_type": "5", "user_id": "u1",
              "pool_id": "p1，p2,p1"}

@@ -10,8 +10,8 @@ import tracemalloc
 import pytest
 
 from mockcre.faces.app import create_app
-from mockcre.engine.journal import Journal, body_items, body_users
-from mockcre.engine.service import Service
+from mockcre.pipeline.journal import Journal, body_items, body_users
+from mockcre.pipeline.service import Service
 
 TOKEN = "7d10d09d-be62-4979-9ee0-414f7a23086a"
 CRE_ITEMS = {"version": "1", "seq_no": "1", "data_type": "1", "token": TOKEN, "data": [

@@ -24,8 +24,8 @@ from mockcre import create_app
 from mockcre.faces.app import PATHS
 from mockcre.contracts import RULES
 from mockcre.contracts.semantic import Rule
-from mockcre.faces.openapi import build, component, corrected
-from mockcre.resources import load_schema, schema_names
+from mockcre.tools.openapi import build, component, corrected
+from mockcre.common.resources import load_schema, schema_names
 from mockcre.faces.server import ThreadedServer
 
 from test_serve_cli import Served, run
@@ -152,7 +152,7 @@ def test_every_schema_file_is_embedded_as_it_is(document):
 
 
 def test_a_schema_change_reaches_the_document(monkeypatch):
-    import mockcre.faces.openapi as openapi
+    import mockcre.tools.openapi as openapi
 
     real = openapi.load_schema
 
@@ -395,7 +395,7 @@ def test_schemathesis_invalid_requests_get_documented_envelopes(served_with_docu
     The real service answers protocol errors with HTTP 200 and an envelope, so Schemathesis's check
     that invalid data is refused with a 4xx (negative_data_rejection) does not apply and is left out.
 
-    Found by this run (outside mockcre.faces.openapi): the -1 envelope echoes a seq_no / request_id of any JSON
+    Found by this run (outside mockcre.tools.openapi): the -1 envelope echoes a seq_no / request_id of any JSON
     type (a request with "seq_no": {} is answered "seq_no": {}), while every reply schema allows a string
     or null only (dialects' ``echo``). This test fails until one of the two gives way.
     """

@@ -13,7 +13,7 @@ import requests  # noqa: F401
 
 import mockcre.faces.admin  # noqa: F401
 import mockcre.faces.app  # noqa: F401
-from mockcre import __version__
+from mockcre.common import __version__
 from mockcre.testing import MockcreServer
 
 # The modules above are imported once here: pytester's in-process runs then find them loaded

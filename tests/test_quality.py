@@ -1,6 +1,6 @@
 """The data-quality report (issue 7), read from ``GET /__admin/report`` of real servers.
 
-Every rule of ``mockcre.faces.quality.RULES`` has a case: a short integration over HTTP, clean except
+Every rule of ``mockcre.tools.quality.RULES`` has a case: a short integration over HTTP, clean except
 for one knob. With the knob turned (``bad=True``) the report holds exactly that finding (rule
 id, severity, count, an example naming the journal seq and the value, the document cited) and
 the section scores follow the formula of docs/report.md; with the knob left alone (``bad=False``) the same
@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import pytest
 import requests
 
-from mockcre.faces import quality
-from mockcre.resources import scenarios_dir
+from mockcre.tools import quality
+from mockcre.common.resources import scenarios_dir
 
 from httpkit import (DAY, NOW, TIMEOUT, Client, cre_item, cre_query, cre_upload, dm_action, dm_item, dm_recommend,  # noqa: F401
                      serve)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mockcre.resources import scenarios_dir
+from mockcre.common.resources import scenarios_dir
 from mockcre.scenarios.loader import ScenarioError, read
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -7,8 +7,8 @@ import random
 
 import pytest
 
-import mockcre.engine.recommend as recommend
-from mockcre.engine.store import Action, Item, Partition, stable_hash
+import mockcre.model.recommend as recommend
+from mockcre.model.store import Action, Item, Partition, stable_hash
 
 
 def random_partition(rng: random.Random, n: int) -> Partition:

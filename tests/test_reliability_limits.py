@@ -20,7 +20,7 @@ import pytest
 from httpkit import cre_action, cre_item, cre_upload, dm_action, dm_item, free_port
 from servekit import ServeProcess, mockcre_command, run_cli, started_servers
 
-from mockcre.config import Config
+from mockcre.pipeline.config import Config
 
 MIB = 1024 * 1024
 DESCRIBE_MAX = 30_720  # "at most 30k", read as 30 x 1,024 characters

@@ -19,7 +19,7 @@ import sys
 import pytest
 
 from mockcre import create_app
-from mockcre.resources import scenarios_dir
+from mockcre.common.resources import scenarios_dir
 from mockcre.faces.server import ThreadedServer
 
 from httpkit import dm_action, dm_recommend, fixed_clock, free_port, serve  # noqa: F401

@@ -17,7 +17,7 @@ import yaml
 
 import mockcre
 from mockcre.faces.app import create_app as _app_factory
-from mockcre.resources import scenarios_dir
+from mockcre.common.resources import scenarios_dir
 from mockcre.faces.server import ThreadedServer
 
 from httpkit import (Client, cre_action, cre_item, cre_query, cre_upload, dm_action, dm_item, dm_recommend, fixed_clock,

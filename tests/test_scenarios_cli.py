@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from mockcre.resources import scenarios_dir
+from mockcre.common.resources import scenarios_dir
 
 from httpkit import cre_query, dm_item, dm_recommend
 

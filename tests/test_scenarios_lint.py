@@ -18,10 +18,10 @@ import requests
 
 import mockcre
 from mockcre.faces.app import create_app as _app_factory
-from mockcre.resources import scenarios_dir
+from mockcre.common.resources import scenarios_dir
 from mockcre.scenarios import Problem, ScenarioEngine, ScenarioError, lint, lint_files, read
 from mockcre.faces.server import ThreadedServer
-from mockcre.engine.store import Store
+from mockcre.model.store import Store
 
 from httpkit import fixed_clock, stop_soon
 

@@ -315,14 +315,14 @@ def test_strict_mode_refuses_what_lenient_warns(serve):
 # -- an engine failure -----------------------------------------------------------------------
 
 def test_engine_exception_is_a_system_error_envelope(client: Client, monkeypatch):
-    import mockcre.engine.service
+    import mockcre.pipeline.service
 
     def broken(*args, **kwargs):
         raise RuntimeError("kaboom-internal-detail")
 
     client.cre_items(cre_item("a"))
     client.dm_item("a")
-    monkeypatch.setattr(mockcre.engine.service, "rank", broken)
+    monkeypatch.setattr(mockcre.pipeline.service, "rank", broken)
     resp = client.post("/query", cre_query(seq_no="s-1"))
     reply = assert_envelope(resp, "cre", code=-2)
     assert reply["seq_no"] == "s-1"
@@ -338,12 +338,12 @@ def test_engine_exception_is_a_system_error_envelope(client: Client, monkeypatch
 
 
 def test_store_exception_on_upload_is_a_system_error_envelope(client: Client, monkeypatch):
-    import mockcre.engine.store
+    import mockcre.model.store
 
     def broken(self, item):
         raise KeyError("secret-key-name")
 
-    monkeypatch.setattr(mockcre.engine.store.Partition, "upsert", broken)
+    monkeypatch.setattr(mockcre.model.store.Partition, "upsert", broken)
     resp = client.post("/upload", cre_upload("1", [cre_item("a")], seq_no="8"))
     reply = assert_envelope(resp, "cre", code=-2)
     assert reply["seq_no"] == "8"

@@ -236,7 +236,7 @@ def test_flat_country_is_checked_too(lenient: Client, strict: Client):
 def test_schema_country_list_is_iso_3166():
     import pycountry
 
-    from mockcre.resources import load_schema
+    from mockcre.common.resources import load_schema
 
     assert set(load_schema("common")["$defs"]["country"]["enum"]) == {c.alpha_3 for c in pycountry.countries}
 
@@ -298,7 +298,7 @@ def test_bundled_scenarios_by_bare_name_everywhere(serve, tmp_path):
 
 
 def test_openapi_says_strict_refuses_other_content_types():
-    from mockcre.faces.openapi import build
+    from mockcre.tools.openapi import build
 
     for item in build()["paths"].values():
         assert "Strict mode refuses any Content-Type but application/json" in item["post"]["description"]

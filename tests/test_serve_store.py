@@ -12,7 +12,7 @@ import pytest
 
 import mockcre
 from mockcre.contracts import validate
-from mockcre.resources import load_schema
+from mockcre.common.resources import load_schema
 
 from httpkit import DAY, NOW, Client, client, cre_action, cre_item, dm_recommend, serve  # noqa: F401
 

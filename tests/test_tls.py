@@ -23,7 +23,7 @@ import trustme
 from cryptography import x509
 
 import mockcre
-from mockcre import tls
+from mockcre.faces import tls
 from mockcre.faces.server import ThreadedServer
 
 from httpkit import TIMEOUT, cre_item, cre_query, cre_upload, dm_item, dm_recommend, free_port, start, stop_soon

@@ -9,7 +9,7 @@ from xml.etree import ElementTree as ET
 
 import pytest
 
-from mockcre.resources import load_schema
+from mockcre.common.resources import load_schema
 
 
 def run(*args, stdin: bytes | None = None, cwd=None):

@@ -91,7 +91,7 @@ def test_the_wheel_carries_schemas_scenarios_and_templates(installed):
 
 def test_the_installed_package_reads_its_data_from_the_venv(installed):
     bin_dir, user, _, env = installed
-    done = run(bin_dir / "python", "-c", "import json, mockcre, mockcre.resources as r; print(json.dumps("
+    done = run(bin_dir / "python", "-c", "import json, mockcre, mockcre.common.resources as r; print(json.dumps("
                "[mockcre.__file__, str(r.schemas_dir()), str(r.scenarios_dir())]))", cwd=user, env=env)
     assert done.returncode == 0, done.stderr
     venv = bin_dir.parent.resolve()

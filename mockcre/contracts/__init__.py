@@ -1,14 +1,16 @@
-"""Contracts: is this body what the documents say it must be, and if not, exactly where not.
+"""Contracts: is this request what the documents say it must be, and if not, exactly where not.
 
-``validate(body)`` detects the dialect and kind, runs the JSON Schema of that kind (lenient or
-strict, see ``schema_check``) and the semantic rules, and returns every violation found.
+The judge's checks, in the order a request meets them: ``transport`` (Content-Length, coding,
+charset), ``jsonbody`` (parsing within limits), ``detect`` (dialect and kind), ``schema_check`` (the
+JSON Schemas, lenient or strict), ``semantic`` (rules a schema cannot say) and ``auth`` (tokens and
+MD5 signatures). ``validate(body)`` runs them on a parsed body and returns every violation found.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from mockcre.domain import REQUEST_KINDS, RESPONSE_KINDS
+from mockcre.common.domain import REQUEST_KINDS, RESPONSE_KINDS
 
 from . import jsonbody
 from .detect import Undetected, detect, dialect_of_kind

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from mockcre.dialects.base import data_kind
-from mockcre.domain import REQUEST_KINDS, RESPONSE_KINDS
+from mockcre.common.domain import REQUEST_KINDS, RESPONSE_KINDS
 
 from .violations import describe_value
 

@@ -28,7 +28,7 @@ from jsonschema import Draft202012Validator, ValidationError, validators
 from referencing import Registry, Resource
 
 from mockcre.dialects.base import SECRET_FIELDS
-from mockcre.resources import load_schema, schema_names
+from mockcre.common.resources import load_schema, schema_names
 
 from .violations import ERROR, WARNING, Violation, describe_value, display_path, json_type, pointer
 

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
-from mockcre.domain import DAY, GLOBAL_POOL
+from mockcre.common.domain import DAY, GLOBAL_POOL
 
 from . import country
 from .violations import ERROR, WARNING, Violation, display_path, pointer

@@ -1,4 +1,5 @@
-"""Dialect adapters: the only modules that know what a cre or dm body and reply look like."""
+"""Dialects: the only modules that know what a cre or dm body and reply look like; they turn bodies
+into the model's records and the model's rankings into replies."""
 
 from __future__ import annotations
 

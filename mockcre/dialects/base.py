@@ -9,11 +9,11 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
-from mockcre.domain import DATA_TYPES
+from mockcre.common.domain import DATA_TYPES
 
 if TYPE_CHECKING:
-    from mockcre.engine.recommend import Ranking, RecRequest
-    from mockcre.engine.store import Action, Item
+    from mockcre.model.recommend import Ranking, RecRequest
+    from mockcre.model.store import Action, Item
 
 #: The credentials a body may carry (cre ``token``, dm ``MD5`` signature): never shown or stored in clear.
 SECRET_FIELDS = ("token", "MD5")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import dataclasses
 import uuid
 
-from mockcre import domain, jsontext
-from mockcre.engine.recommend import RecRequest, Ranking
-from mockcre.engine.store import Action, Item
+from mockcre.common import domain, jsontext
+from mockcre.model.recommend import RecRequest, Ranking
+from mockcre.model.store import Action, Item
 
 from .base import (Dialect, ReportedAction, Route, coordinates, ids, number, once, report_kind, scalar_id, seconds,
                    split, text)

@@ -7,9 +7,9 @@ import hmac
 import time
 import uuid
 
-from mockcre import domain, jsontext
-from mockcre.engine.recommend import RecRequest, Ranking
-from mockcre.engine.store import Action, Item
+from mockcre.common import domain, jsontext
+from mockcre.model.recommend import RecRequest, Ranking
+from mockcre.model.store import Action, Item
 
 from .base import (Dialect, ReportedAction, Route, WrongKind, coordinates, ids, integer, masked_body, number, once,
                    report_kind, seconds, split, text)

@@ -1,6 +1,5 @@
-"""The faces users touch, each a thin layer over the engine: the HTTP app (API routes, admin API,
-dashboard) and its server, the CLI commands, the validating proxy and its recorder, the conformance
-runner, the data-quality report and the OpenAPI export. (The pytest plugin, the test handle, the
-Hypothesis strategies and the Schemathesis hooks are faces too; they live at the top of the package,
-at the import paths users write.)
+"""The faces: HTTP and the command line, and nothing else. The server and its routes, the admin
+API and the dashboard, CORS and TLS, the validating proxy, and every ``mockcre`` command. Each is
+thin wiring over the pipeline and the tools below. (The test handle, the pytest plugin and the
+Schemathesis hooks sit at the top of the package, at the import paths users write.)
 """

@@ -14,10 +14,10 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, redirect, request
 
-from mockcre import memory
-from mockcre.engine.clock import parse_moment
+from mockcre.common import memory
+from mockcre.model.clock import parse_moment
 from mockcre.faces.http_errors import error_body
-from mockcre.domain import GLOBAL_POOL
+from mockcre.common.domain import GLOBAL_POOL
 
 blueprint = Blueprint("admin", __name__)
 ADMIN_PREFIX = "/__admin"

@@ -10,14 +10,14 @@ from flask import Flask
 from werkzeug.exceptions import HTTPException
 from werkzeug.wsgi import get_input_stream
 
-from mockcre.cors import Cors
-from mockcre.domain import PATHS
-from mockcre.engine.service import Reply, Service
+from mockcre.faces.cors import Cors
+from mockcre.common.domain import PATHS
+from mockcre.pipeline.service import Reply, Service
 from mockcre.faces import http_errors
 
 
 def create_app(config=None) -> Flask:
-    """A mockcre app; ``config`` is a mapping of :class:`mockcre.config.Config` fields (or a Config)."""
+    """A mockcre app; ``config`` is a mapping of :class:`mockcre.pipeline.config.Config` fields (or a Config)."""
     service = Service(config)
     if service.config.watch:
         service.scenarios.watch()

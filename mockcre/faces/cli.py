@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from mockcre import __version__, tls
+from mockcre.common import __version__
+from mockcre.faces import tls
 from mockcre.contracts.jsonbody import DEFAULT_MAX_BYTES
-from mockcre.domain import DIALECTS, REQUEST_KINDS, RESPONSE_KINDS
+from mockcre.common.domain import DIALECTS, REQUEST_KINDS, RESPONSE_KINDS
 from mockcre.scenarios import ScenarioError
 
 
@@ -18,8 +19,8 @@ def _validate(args) -> int:
 
 
 def _serve(args) -> int:
-    from mockcre.auth import Accounts
-    from mockcre.engine.clock import parse_moment
+    from mockcre.contracts.auth import Accounts
+    from mockcre.model.clock import parse_moment
     from mockcre.faces.server import is_loopback, serve
 
     try:
@@ -70,7 +71,7 @@ def _scenario_lint(args) -> int:
     import time
 
     from mockcre.scenarios import lint_files
-    from mockcre.text import plural
+    from mockcre.common.text import plural
 
     problems = lint_files(args.files, time.time())
     for problem in problems:
@@ -80,7 +81,7 @@ def _scenario_lint(args) -> int:
 
 
 def _state(args) -> int:
-    from mockcre.engine.persist import StateFile
+    from mockcre.pipeline.persist import StateFile
 
     state = StateFile(args.state)
     try:
@@ -101,13 +102,13 @@ def _state(args) -> int:
 
 
 def _conformance(args) -> int:
-    from mockcre.faces import conformance
+    from mockcre.tools import conformance
 
     return conformance.main(args)
 
 
 def _openapi(args) -> int:
-    from mockcre.faces import openapi
+    from mockcre.tools import openapi
 
     return openapi.main(args)
 
@@ -154,7 +155,7 @@ def _add_limits(p: argparse.ArgumentParser, body_note: str) -> None:
 
 def _origin(text: str) -> str:
     """An argparse type for --cors-origin, so a mistyped origin is a usage error that says why."""
-    from mockcre.cors import parse_origin
+    from mockcre.pipeline.config import parse_origin
 
     try:
         return parse_origin(text)

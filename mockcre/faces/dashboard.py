@@ -12,9 +12,9 @@ import time
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
 from markupsafe import Markup, escape
 
-from mockcre.faces import quality
-from mockcre.domain import GLOBAL_POOL
-from mockcre.engine.recommend import RecRequest, rank
+from mockcre.tools import quality
+from mockcre.common.domain import GLOBAL_POOL
+from mockcre.model.recommend import RecRequest, rank
 from mockcre.scenarios import ScenarioError
 
 blueprint = Blueprint("dashboard", __name__, template_folder="templates")
@@ -46,7 +46,7 @@ def report_of(service) -> quality.Report:
 @blueprint.get("/report")
 def report():
     """The data-quality report: JSON by default, ``?format=html`` for the page, ``?format=text``."""
-    from mockcre.faces import report_render
+    from mockcre.tools import report_render
 
     result = report_of(_service())
     fmt = request.args.get("format", "json")
@@ -137,7 +137,7 @@ def ui_load_scenario():
 
 
 def _endpoints():
-    from mockcre.domain import ENDPOINTS
+    from mockcre.common.domain import ENDPOINTS
 
     return ENDPOINTS
 

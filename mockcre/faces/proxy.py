@@ -16,7 +16,7 @@ within ``--upstream-timeout`` seconds, or cannot be reached, becomes the dialect
 the client and an entry with ``upstream.error``: never a hang.
 
 ``--record FILE`` keeps the exchanges as a scenario that ``mockcre serve --scenario FILE``
-replays (see :mod:`mockcre.faces.record`).
+replays (see :mod:`mockcre.tools.record`).
 
 The proxy runs on granian exactly as ``mockcre serve`` does (:class:`mockcre.faces.server.WorkerHandoff`):
 the app is built in the parent, so a bad ``--upstream`` fails before anything listens, and
@@ -36,16 +36,16 @@ import zlib
 from dataclasses import dataclass, field
 from urllib.parse import quote, urlsplit
 
-from mockcre import __version__, domain
+from mockcre.common import __version__, domain
 
 from mockcre.faces import http_errors
-from mockcre.config import Config
+from mockcre.pipeline.config import Config
 from mockcre.contracts import ERROR, WARNING, Violation, check, has_errors, jsonbody
 from mockcre.contracts.violations import describe_value
-from mockcre.cors import Cors
+from mockcre.faces.cors import Cors
 from mockcre.dialects import DIALECTS
-from mockcre.engine.journal import masked_headers
-from mockcre.engine.service import Judgement
+from mockcre.pipeline.journal import masked_headers
+from mockcre.pipeline.service import Judgement
 
 log = logging.getLogger("mockcre.proxy")
 
@@ -104,7 +104,7 @@ class Forwarded:
 
 class Proxy:
     def __init__(self, upstream: str, config=None, timeout: float = DEFAULT_TIMEOUT, record: str | None = None):
-        from mockcre.engine.service import Service
+        from mockcre.pipeline.service import Service
 
         self.upstream = Upstream.parse(upstream)
         if not timeout > 0:
@@ -114,7 +114,7 @@ class Proxy:
         self.config: Config = self.service.config
         self.recorder = None
         if record:
-            from mockcre.faces.record import Recorder
+            from mockcre.tools.record import Recorder
 
             self.recorder = Recorder(record, self.upstream.url)
 
@@ -314,7 +314,7 @@ class Proxy:
 
     def _observed(self, ins: Judgement, fwd: Forwarded, parsed, text, reply):
         """What the recorder keeps, or None for a request a replaying mock would answer itself (-1)."""
-        from mockcre.faces.record import Observed
+        from mockcre.tools.record import Observed
 
         if ins.kind is None or not isinstance(ins.body, dict):
             return None
@@ -425,10 +425,10 @@ def _flush_recording_at_exit(app) -> None:
 
 
 def serve_proxy(host: str, port: int, options: dict, threads: int = 16, out=sys.stdout, tls=None) -> int:
-    """Serve until SIGINT or SIGTERM (HTTPS with ``tls``, a :class:`mockcre.tls.Certificates`); 0 on a clean
+    """Serve until SIGINT or SIGTERM (HTTPS with ``tls``, a :class:`mockcre.faces.tls.Certificates`); 0 on a clean
     stop, 2 when it cannot start (the port is taken)."""
     from mockcre.faces.server import EXIT_CANNOT_START, WorkerHandoff, base_url, port_is_free, run_granian
-    from mockcre.tls import trust_lines
+    from mockcre.faces.tls import trust_lines
 
     if not port_is_free(host, port):
         sys.stderr.write(f"mockcre proxy: cannot listen on {host}:{port}: the port is already in use\n")
@@ -450,7 +450,7 @@ def serve_proxy(host: str, port: int, options: dict, threads: int = 16, out=sys.
 
 
 def main(args) -> int:
-    from mockcre import tls
+    from mockcre.faces import tls
     from mockcre.faces.server import is_loopback
 
     if not is_loopback(args.host) and not args.admin_token:

@@ -9,7 +9,7 @@ import time
 import urllib.error
 import urllib.request
 
-from mockcre.faces import quality, report_render
+from mockcre.tools import quality, report_render
 
 _FAIL_LEVELS = {"error": (quality.ERROR,), "warning": (quality.ERROR, quality.WARNING), "never": ()}
 

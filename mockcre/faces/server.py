@@ -20,10 +20,10 @@ from typing import Callable
 
 from werkzeug.serving import WSGIRequestHandler
 
-from mockcre import __version__, memory
-from mockcre.domain import PATHS
-from mockcre.text import plural
-from mockcre.tls import Certificates, granian_options, trust_lines
+from mockcre.common import __version__, memory
+from mockcre.common.domain import PATHS
+from mockcre.common.text import plural
+from mockcre.faces.tls import Certificates, granian_options, trust_lines
 
 # granian's WSGI threads (started as needed). A request holds one while its body arrives, and granian
 # has no body-read timeout, so this many stalled uploads would starve the server; scenario delays and
@@ -178,7 +178,7 @@ class ThreadedServer:
     pytest plugin shows the URL in its header before the app exists. A host other than loopback
     needs the app's ``admin_token``, as ``mockcre serve`` does; :attr:`url` always names a loopback
     address, so tests reach a server bound to 0.0.0.0 through 127.0.0.1. ``ssl_context`` (a server
-    context, e.g. ``mockcre.tls.make_local(folder).server_context()``) serves HTTPS.
+    context, e.g. ``mockcre.faces.tls.make_local(folder).server_context()``) serves HTTPS.
     """
 
     class Handler(_QuietHandler):
@@ -231,7 +231,7 @@ class ThreadedServer:
 
     @property
     def service(self):
-        """The :class:`mockcre.engine.service.Service` behind the app."""
+        """The :class:`mockcre.pipeline.service.Service` behind the app."""
         return self.app.extensions["mockcre"]
 
     @property

@@ -9,7 +9,7 @@ from pathlib import Path
 from xml.etree import ElementTree as ET
 
 from mockcre.contracts import ERROR, WARNING, Checked, Violation, check
-from mockcre.text import plural
+from mockcre.common.text import plural
 
 
 class UnreadableInput(Exception):

@@ -1,4 +1,7 @@
-"""YAML scenarios: canned answers, error codes, faults, delays and state machines (schemas/scenario.schema.json)."""
+"""Scenarios decide: YAML files that script canned answers, error codes, faults, delays and state
+machines (schemas/scenario.schema.json), and the one request-matching language that scenarios,
+verification and the recorder share. They decide; the pipeline above carries the decision out.
+"""
 
 from .engine import Decision, ScenarioEngine
 from .loader import Problem, ScenarioError, lint, read

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mockcre.auth import Accounts
+from mockcre.contracts.auth import Accounts
 
 from .loader import ScenarioError, Source, check_source, dumps_body, read, resolve_inside
 from .matching import compiled_regex, matches, parse_path, render, values

@@ -10,7 +10,7 @@ import re
 
 from mockcre.contracts import ERROR, check
 from mockcre.dialects import DIALECTS
-from mockcre.domain import DATA_TYPES
+from mockcre.common.domain import DATA_TYPES
 
 _PARTITIONS = {"cre": ("cre", "prod"), "cre_test": ("cre", "test")}
 _DM_DEFAULTS = {"MD5": "0" * 32, "request_id": "1700000000000_000"}

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import yaml
 
-from mockcre.engine.clock import parse_moment
+from mockcre.model.clock import parse_moment
 from mockcre.contracts.schema_check import schema_violations
-from mockcre.resources import scenarios_dir
+from mockcre.common.resources import scenarios_dir
 
 from . import fixtures
 from .matching import compiled_regex

@@ -19,7 +19,7 @@ from sys import intern
 
 from sortedcontainers import SortedKeyList, SortedList
 
-from mockcre.domain import GLOBAL_POOL
+from mockcre.common.domain import GLOBAL_POOL
 
 
 def stable_hash(item_id: str) -> int:

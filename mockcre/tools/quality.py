@@ -18,11 +18,11 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 
-from mockcre import domain
-from mockcre.text import plural
+from mockcre.common import domain
+from mockcre.common.text import plural
 from mockcre.contracts.violations import json_type
 from mockcre.dialects import DIALECTS
-from mockcre.engine.store import Item, Store
+from mockcre.model.store import Item, Store
 
 ERROR, WARNING, INFO = "error", "warning", "info"
 SEVERITY_WEIGHT = {ERROR: 40, WARNING: 15, INFO: 0}

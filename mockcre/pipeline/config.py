@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from urllib.parse import urlsplit
 
-from mockcre.auth import Accounts
-from mockcre.engine.clock import Clock
+from mockcre.contracts.auth import Accounts
+from mockcre.model.clock import Clock
 from mockcre.contracts.jsonbody import DEFAULT_MAX_BYTES
-from mockcre.cors import parse_origin
+
+
+def parse_origin(text: str) -> str:
+    """``scheme://host[:port]`` as a browser sends it in ``Origin`` (lower case, no path), or ValueError."""
+    parts = urlsplit(text.strip().lower())
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.path.strip("/") or parts.query:
+        raise ValueError(f"CORS origin {text!r}: expected scheme://host[:port], e.g. http://localhost:3000")
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 @dataclass

@@ -31,7 +31,7 @@ import threading
 from collections import deque
 from typing import NamedTuple
 
-from mockcre import jsontext
+from mockcre.common import jsontext
 from mockcre.dialects import DIALECTS
 from mockcre.dialects.base import mask
 

@@ -9,19 +9,9 @@ service with an allow-list would treat them. The admin API never gets CORS heade
 from __future__ import annotations
 
 import json
-from urllib.parse import urlsplit
-
-from mockcre.domain import PATHS
+from mockcre.common.domain import PATHS
 
 MAX_AGE_SECONDS = "600"  # how long the browser may reuse a preflight's answer
-
-
-def parse_origin(text: str) -> str:
-    """``scheme://host[:port]`` as a browser sends it in ``Origin`` (lower case, no path), or ValueError."""
-    parts = urlsplit(text.strip().lower())
-    if parts.scheme not in ("http", "https") or not parts.netloc or parts.path.strip("/") or parts.query:
-        raise ValueError(f"CORS origin {text!r}: expected scheme://host[:port], e.g. http://localhost:3000")
-    return f"{parts.scheme}://{parts.netloc}"
 
 
 class Cors:

@@ -4,7 +4,7 @@ Nothing here restates a contract. Each schema file becomes one component under i
 (``cre.item``, ``dm.recommend-response``…) with its ``$schema``/``$id`` removed and every
 ``$ref`` rewritten to point into ``#/components/schemas``; its ``x-*`` keywords stay (OpenAPI
 allows extensions, and they say what lenient mode forgives). Paths come from
-``mockcre.domain.PATHS``, examples from the files' ``examples``. What this module adds is only
+``mockcre.common.domain.PATHS``, examples from the files' ``examples``. What this module adds is only
 what the schema files cannot say: which body goes to which path, that every reply is HTTP 200
 with either the reply or the dialect's error envelope (told apart by ``code``), the JSON bodies
 of 404 and 405, the servers, and under each operation the semantic rules of
@@ -24,11 +24,11 @@ import json
 import sys
 from pathlib import Path
 
-from mockcre import __version__
+from mockcre.common import __version__
 from mockcre.contracts import RULES
 from mockcre.dialects import DIALECTS
-from mockcre.domain import PATHS
-from mockcre.resources import load_schema, schema_names
+from mockcre.common.domain import PATHS
+from mockcre.common.resources import load_schema, schema_names
 
 JSON = "application/json"
 SCHEMA_REF = "#/components/schemas/"

@@ -6,7 +6,7 @@ import json
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from mockcre.faces.quality import ERROR, INFO, WARNING, Report
+from mockcre.tools.quality import ERROR, INFO, WARNING, Report
 
 _COLOURS = {ERROR: "\033[31m", WARNING: "\033[33m", INFO: "\033[36m"}
 _RESET = "\033[0m"

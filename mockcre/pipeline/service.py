@@ -6,28 +6,27 @@
 
 from __future__ import annotations
 
-import codecs
 import hashlib
 import itertools
 import json
 import logging
 import threading
 import time
-import zlib
 from dataclasses import dataclass, field
 
-from mockcre import domain, jsontext, memory
-from mockcre.config import Config
-from mockcre.contracts import ERROR, WARNING, Violation, check, has_errors, jsonbody
+from mockcre.common import domain, jsontext, memory
+from mockcre.pipeline.config import Config
+from mockcre.contracts import ERROR, Violation, check, has_errors, jsonbody
+from mockcre.contracts.transport import decode_transport
 from mockcre.contracts.violations import describe_value
 from mockcre.dialects import DIALECTS, for_endpoint
 from mockcre.dialects.base import WrongKind
 from mockcre.dialects.base import masked_body
-from mockcre.engine.journal import Journal, masked_headers
-from mockcre.engine.persist import StateFile
-from mockcre.engine.recommend import rank
+from mockcre.pipeline.journal import Journal, masked_headers
+from mockcre.pipeline.persist import StateFile
+from mockcre.model.recommend import rank
 from mockcre.scenarios import Decision, ScenarioEngine
-from mockcre.engine.store import Store
+from mockcre.model.store import Store
 
 log = logging.getLogger("mockcre")
 
@@ -281,70 +280,6 @@ class Service:
             "latency_ms": round((time.perf_counter() - started) * 1000, 3),
             **extra,
         })
-
-
-_CODINGS = {"gzip": 31, "x-gzip": 31, "deflate": 15}  # zlib wbits: gzip header, zlib header
-_FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
-_UTF8 = ("utf-8", "utf8")
-
-
-def decode_transport(raw: bytes, headers: dict, limit: int, strict: bool = False):
-    """The request body behind its Content-Length, Content-Encoding and charset, and transport
-    mistakes as violations.
-
-    ``headers`` have lower-case names. Returns ``(UTF-8 body bytes, notes)``, or ``(None,
-    violations)`` when the body cannot be read. Lenient mode accepts what the real service would
-    (JSON under another Content-Type, a declared non-UTF-8 charset) with a warning; strict mode
-    refuses it. The proxy judges requests the same way.
-    """
-    declared = headers.get("content-length", "").strip()
-    if declared.isdigit() and len(raw) < int(declared) <= limit:
-        return None, [Violation("", f"body is cut off: {len(raw):,} bytes arrived but Content-Length says "
-                                f"{int(declared):,}; nothing was stored. Send the whole body with its true "
-                                "Content-Length", ERROR, "http.content-length")]
-    codings = [c.strip().lower() for c in headers.get("content-encoding", "").split(",") if c.strip()]
-    for coding in reversed(codings):  # listed in the order applied (RFC 9110 8.4): undone last first
-        if coding == "identity":
-            continue
-        if coding not in _CODINGS:
-            return None, [Violation("", f"Content-Encoding {coding} is not supported; send gzip, deflate or none",
-                                    ERROR, "http.encoding")]
-        try:
-            raw = zlib.decompressobj(wbits=_CODINGS[coding]).decompress(raw, limit + 1)
-        except zlib.error as exc:
-            return None, [Violation("", f"Content-Encoding: {coding} but the body does not decompress ({exc})",
-                                    ERROR, "http.encoding")]
-    if not codings and raw[:2] == b"\x1f\x8b":
-        return None, [Violation("", "body looks gzip-compressed but has no Content-Encoding: gzip header; "
-                                "send plain JSON or declare the encoding", ERROR, "http.encoding")]
-    media, _, params = headers.get("content-type", "").partition(";")
-    content_type = media.strip().lower()
-    notes = []
-    severity, mode = (ERROR, "strict mode refuses it") if strict else (WARNING, "accepted in lenient mode")
-    if content_type and content_type != "application/json" and not content_type.endswith("+json"):
-        if raw.lstrip()[:1] not in (b"{", b"[") and content_type in _FORMS:
-            return None, [Violation("", f"Content-Type is {content_type} and the body is not JSON; send the JSON "
-                                    "object itself as the POST body, with Content-Type: application/json "
-                                    "(请求协议以 Json 格式序列化，作为 HTTP 请求的 Body 部分)", ERROR, "http.content-type")]
-        notes.append(Violation("", f"Content-Type is {content_type}, not application/json ({mode}); send the header "
-                               "Content-Type: application/json (curl: -H 'Content-Type: application/json')",
-                               severity, "http.content-type"))
-    charset = next((v.strip().strip('"').lower() for k, _, v in (p.partition("=") for p in params.split(";"))
-                    if k.strip().lower() == "charset"), "")
-    if charset and charset not in _UTF8 and not raw.isascii():
-        try:
-            text = raw.decode(codecs.lookup(charset).name)
-        except LookupError:
-            return None, notes + [Violation("", f"Content-Type declares charset={charset}, which is not a known "
-                                            "character set; send UTF-8", ERROR, "http.charset")]
-        except UnicodeDecodeError as exc:
-            return None, notes + [Violation("", f"body is not {charset} as its Content-Type declares: byte "
-                                            f"0x{raw[exc.start]:02x} at offset {exc.start} cannot be decoded; "
-                                            "send UTF-8", ERROR, "http.charset")]
-        raw = text.encode("utf-8")
-        notes.append(Violation("", f"body is in charset {charset} ({mode}: decoded as declared); JSON between "
-                               "systems must be UTF-8 (RFC 8259): send UTF-8", severity, "http.charset"))
-    return raw, notes
 
 
 def _json_reply(reply: dict) -> Reply:

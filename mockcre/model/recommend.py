@@ -26,8 +26,8 @@ import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 
-from mockcre.domain import GLOBAL_POOL
-from mockcre.engine.store import Item, Partition, geo_cell, stable_hash
+from mockcre.common.domain import GLOBAL_POOL
+from mockcre.model.store import Item, Partition, geo_cell, stable_hash
 
 TASTE_WEIGHT = 3.0  # how far a user's taste can lift an item above equally popular ones
 TASTE_FEATURES = 8  # the user's strongest features that count
