@@ -27,7 +27,7 @@ import jsonschema_rs
 from jsonschema import Draft202012Validator, ValidationError, validators
 from referencing import Registry, Resource
 
-from mockcre.dialects.base import SECRET_FIELDS
+from mockcre.dialects.base import is_secret
 from mockcre.resources import load_schema, schema_names
 
 from .violations import ERROR, WARNING, Violation, describe_value, display_path, json_type, pointer
@@ -129,7 +129,7 @@ def _explain(errs, strict: bool):
 
 def _received(parts, instance) -> str:
     """A credential is never quoted back, even malformed (a base64 MD5 is still the signature)."""
-    return "a value not shown here (it is a credential)" if parts and parts[-1] in SECRET_FIELDS else describe_value(instance)
+    return "a value not shown here (it is a credential)" if parts and is_secret(parts[-1]) else describe_value(instance)
 
 
 def _explain_value(errs, schema, instance, parts, strict) -> list[Violation]:

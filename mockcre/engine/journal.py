@@ -34,16 +34,17 @@ from typing import NamedTuple
 from mockcre import jsontext
 from mockcre.dialects import DIALECTS
 from mockcre.dialects.base import mask
+from mockcre.domain import SECRET_HEADERS
 
 log = logging.getLogger("mockcre")
 
 DEFAULT_SIZE = 10_000
 DEFAULT_MAX_BYTES = 32 * 1024 * 1024  # of entries as JSON text, which is how they are kept
-SECRET_HEADERS = {"authorization", "cookie", "x-api-key", "proxy-authorization"}
 MAX_IDS = 1_000  # users/items kept per entry for the filters (a cre batch holds at most a few hundred)
 
 
 def masked_headers(headers) -> dict:
+    """The request's headers as shown anywhere: :data:`~mockcre.domain.SECRET_HEADERS` masked, in any case."""
     return {k: mask(v) if k.lower() in SECRET_HEADERS else v for k, v in headers}
 
 

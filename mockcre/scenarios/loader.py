@@ -14,7 +14,8 @@ from mockcre.contracts.schema_check import schema_violations
 from mockcre.resources import scenarios_dir
 
 from . import fixtures
-from .matching import compiled_regex
+from .matching import compiled_regex, render
+from .reply_headers import name_problem, value_problem
 
 ANSWERS = ("code", "recommend", "status", "body", "body_file", "fault", "passthrough")
 ACTIONS = ANSWERS + ("delay_ms", "next_state")
@@ -209,6 +210,8 @@ def _rule_problems(i: int, rule: dict, src: Source):
             yield f"{at}/then", f"rules[{i}].then gives several answers ({', '.join(answers)}); keep one"
         if "body_file" in then and isinstance(then["body_file"], str):
             yield from _body_file_problems(i, then["body_file"], src)
+        if isinstance(then.get("headers"), dict):
+            yield from _header_problems(i, then["headers"])
         if "recommend" in then and isinstance(when, dict):
             endpoints = _as_set(when.get("endpoint", "any"))
             if "any" not in endpoints and not endpoints & RECOMMEND_ENDPOINTS:
@@ -222,6 +225,18 @@ def _rule_problems(i: int, rule: dict, src: Source):
                         compiled_regex(spec["regex"])
                     except re.error as exc:
                         yield f"{at}/when/{block}/{_escape(key)}/regex", f"rules[{i}].when.{block}.{key}: regex does not compile: {exc}"
+
+
+def _header_problems(i: int, headers: dict):
+    """Header names, framing headers and the fixed text of values (what templates fill in is checked per request)."""
+    for name, value in headers.items():
+        where = f"/rules/{i}/then/headers/{_escape(name)}"
+        problem = name_problem(name)
+        if problem is None and isinstance(value, str):
+            problem = value_problem(render(value, None))
+            problem = problem and f"{name}: the value {problem}"
+        if problem:
+            yield where, f"rules[{i}].then.headers: {problem}"
 
 
 def _body_file_problems(i, name: str, src: Source):

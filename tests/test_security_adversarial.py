@@ -1,0 +1,185 @@
+"""Issue 22: what an adversarial pass broke, attacked again over real HTTP on every face.
+
+The faces: ``mockcre serve`` (a subprocess), the plain-HTTP door of ``serve --tls-port``, the test
+handle ``mockcre.testing.MockcreServer`` and ``mockcre proxy`` in front of a serve. Replies are read
+off the socket as bytes where what matters is what went onto the wire (an injected header line).
+Everything talks to 127.0.0.1 and every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import time
+
+import pytest
+import requests
+
+from httpkit import TIMEOUT, dm_recommend, free_port
+from servekit import ServeProcess, run_cli, started_servers
+
+from mockcre.testing import MockcreServer
+
+FACES = ("serve", "tls-plain", "handle", "proxy")
+
+SPLITTING = """\
+name: split
+rules:
+  - name: why
+    when: {endpoint: dm.service}
+    then:
+      headers: {X-Why: "{{ request.request_id }}"}
+      passthrough: true
+"""
+
+
+class Proxy(ServeProcess):
+    command = "proxy"
+
+
+@pytest.fixture
+def start_face(tmp_path):
+    """``start_face(face, scenario_text)`` -> the base URL of that face answering with the scenario."""
+    with contextlib.ExitStack() as stack:
+        serves = stack.enter_context(started_servers(ServeProcess, tmp_path))
+        proxies = stack.enter_context(started_servers(Proxy, tmp_path))
+
+        def start(face: str, scenario: str | None = None, *args: str) -> str:
+            options = list(args)
+            if scenario is not None:
+                path = tmp_path / f"scenario-{len(list(tmp_path.glob('scenario-*')))}.yaml"
+                path.write_text(scenario, encoding="utf-8")
+                options = ["--scenario", str(path), *options]
+            if face == "serve":
+                return serves(*options).url
+            if face == "tls-plain":
+                return serves(*options, "--tls-port", str(free_port()), "--tls-ca-out", str(tmp_path / "ca.pem")).url
+            if face == "proxy":
+                upstream = serves(*options).url
+                url = proxies("--upstream", upstream).url
+                start.deciding[url] = upstream
+                return url
+            handle = MockcreServer(scenario=str(path) if scenario is not None else None, allow_violations=True)
+            stack.enter_context(handle)
+            return handle.url
+
+        start.deciding = {}  # a proxy's URL -> the server whose scenarios decide (and journal why)
+        yield start
+
+
+def raw_exchange(url: str, path: str, body: bytes, content_type: str = "application/json") -> bytes:
+    """The reply exactly as it came off the socket (the server closes after it)."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=TIMEOUT) as sock:
+        sock.sendall(f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: {content_type}\r\n"
+                     f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    return received
+
+
+def head_and_body(reply: bytes) -> tuple[list[bytes], dict]:
+    head, _, body = reply.partition(b"\r\n\r\n")
+    return head.split(b"\r\n"), json.loads(body)
+
+
+def journal(url: str) -> list[dict]:
+    got = requests.get(url + "/__admin/journal", timeout=TIMEOUT)
+    assert got.status_code == 200, got.text[:300]
+    return got.json()["entries"]
+
+
+# -- 1. no header can be injected through a template ----------------------------------------
+
+
+@pytest.mark.parametrize("face", FACES)
+def test_a_request_value_cannot_split_the_reply_or_inject_a_header(start_face, face):
+    url = start_face(face, SPLITTING)
+    attacks = {"CR LF": "r1\r\nSet-Cookie: injected=1\r\nContent-Type: text/html\r\n\r\n<script>alert(1)</script>",
+               "LF": "r2\nX-Injected: 1", "CR": "r3\rX-Injected: 1", "NUL": "r4\x00", "non-ASCII": "r5中文"}
+    for name, value in attacks.items():
+        lines, reply = head_and_body(raw_exchange(url, "/dm/service", json.dumps(dm_recommend(request_id=value)).encode()))
+        assert lines[0].startswith(b"HTTP/1.1 200"), (name, lines)
+        assert not any(line.lower().startswith((b"set-cookie", b"x-injected", b"x-why")) for line in lines), (name, lines)
+        assert not any(b"text/html" in line.lower() for line in lines), (name, lines)
+        assert reply["code"] == -1 and reply["request_id"] == value, (name, reply)
+        assert "reply header X-Why" in reply["msg"] and "request.request_id" in reply["msg"], reply["msg"]
+    refused = [e["scenario"][0]["refused"] for e in journal(start_face.deciding.get(url, url)) if e["scenario"]]
+    assert len(refused) == len(attacks) and all(r.startswith("reply header X-Why: holds ") for r in refused), refused
+    assert "CR (U+000D)" in refused[0] and "U+4E2D" in refused[-1]
+
+
+@pytest.mark.parametrize("face", FACES)
+def test_a_tab_or_plain_text_in_a_templated_header_is_sent(start_face, face):
+    """The near miss: TAB and printable ASCII are legal in a field value and go out as they came."""
+    url = start_face(face, SPLITTING)
+    for value in ("r1\tr2", "r-1 ~!@#$%^&*()"):
+        reply = requests.post(url + "/dm/service", json=dm_recommend(request_id=value), timeout=TIMEOUT)
+        assert reply.json()["code"] == -3, reply.text  # the engine answered: an empty store has nothing to rank
+        assert reply.headers["X-Why"] == value
+
+
+@pytest.mark.parametrize("status, header, expected", [
+    (101, None, "rules[0].then.status: expected a value of at least 200"),
+    (103, None, "rules[0].then.status: expected a value of at least 200"),
+    (200, ("Content-Length", "3"), "header Content-Length frames the HTTP message"),
+    (200, ("transfer-encoding", "chunked"), "header transfer-encoding frames the HTTP message"),
+    (200, ("Connection", "close"), "header Connection frames the HTTP message"),
+    (200, ("X Bad", "1"), "header name 'X Bad' is not an HTTP field name"),
+    (200, ("X-Fixed", "a\u0085b"), "X-Fixed: the value holds control U+0085"),
+])
+def test_lint_and_every_load_refuse_interim_statuses_framing_headers_and_bad_names(start_face, tmp_path, status,
+                                                                                 header, expected):
+    headers = f"\n      headers: {json.dumps(dict([header]))}" if header else ""
+    text = f"name: bad\nrules:\n  - when: {{endpoint: dm.service}}\n    then:\n      status: {status}{headers}\n      body: x\n"
+    path = tmp_path / "bad.yaml"
+    path.write_text(text, encoding="utf-8")
+    linted = run_cli("scenario", "lint", str(path))
+    assert linted.returncode == 1 and expected in linted.stdout, linted.stdout + linted.stderr
+    url = start_face("serve")
+    loaded = requests.post(url + "/__admin/scenarios", data=text.encode(), timeout=TIMEOUT)
+    assert loaded.status_code == 400 and expected in loaded.text, loaded.text
+    started = run_cli("serve", "--port", str(free_port()), "--scenario", str(path), timeout=30)
+    assert started.returncode != 0 and expected in started.stderr + started.stdout
+
+
+def test_status_200_and_an_ordinary_header_still_load(start_face):
+    """The boundary of the refusals above: 200 and X-Custom with fixed text load and are sent."""
+    url = start_face("serve", "name: ok\nrules:\n  - when: {endpoint: dm.service}\n    then:\n      status: 200\n"
+                              "      headers: {X-Custom: \"fixed\\tvalue\"}\n      body: {code: 0}\n")
+    reply = requests.post(url + "/dm/service", json=dm_recommend(), timeout=TIMEOUT)
+    assert reply.status_code == 200 and reply.headers["X-Custom"] == "fixed\tvalue"
+
+
+# -- 1 and 3. admin pages: CSP, no framing, confirmations, notices --------------------------
+
+ADMIN_PAGES = ("/__admin/", "/__admin/store", "/__admin/report?format=html", "/__admin/journal", "/__admin/health",
+               "/__admin/requests/999", "/__admin/nothing-here")
+
+
+@pytest.mark.parametrize("face", FACES)
+def test_every_admin_and_dashboard_page_forbids_inline_script_and_framing(start_face, face):
+    url = start_face(face)
+    for page in ADMIN_PAGES:
+        got = requests.get(url + page, timeout=TIMEOUT)
+        csp = got.headers.get("Content-Security-Policy", "")
+        assert "script-src 'self'" in csp and "unsafe-inline" not in csp.split("script-src")[1].split(";")[0], (page, csp)
+        assert "frame-ancestors 'none'" in csp and got.headers.get("X-Frame-Options") == "DENY", page
+        if "text/html" in got.headers.get("Content-Type", ""):
+            assert "<script>" not in got.text and " on" not in got.text.split("<body")[1].split(">")[0], page
+    script = requests.get(url + "/__admin/static/dashboard.js", timeout=TIMEOUT)
+    assert script.status_code == 200 and "javascript" in script.headers["Content-Type"]
+
+
+@pytest.mark.parametrize("face", ("serve", "handle"))
+def test_the_dashboard_shows_only_its_own_notices(start_face, face):
+    url = start_face(face)
+    forged = requests.get(url + "/__admin/?message=Call+555-0100+to+unlock&notice=forged", timeout=TIMEOUT)
+    assert "555-0100" not in forged.text and 'class="message"' not in forged.text
+    session = requests.Session()
+    reset = session.post(url + "/__admin/ui/reset", allow_redirects=False, timeout=TIMEOUT)
+    assert reset.status_code in (302, 303) and "notice=" in reset.headers["Location"]
+    shown = session.get(url + reset.headers["Location"], timeout=TIMEOUT)
+    assert "Store, journal and scenario states were reset." in shown.text
