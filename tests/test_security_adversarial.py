@@ -183,3 +183,71 @@ def test_the_dashboard_shows_only_its_own_notices(start_face, face):
     assert reset.status_code in (302, 303) and "notice=" in reset.headers["Location"]
     shown = session.get(url + reset.headers["Location"], timeout=TIMEOUT)
     assert "Store, journal and scenario states were reset." in shown.text
+
+
+# -- 2. no scenario text can crash or hang the process --------------------------------------
+
+
+def nested_scenario(depth: int, as_json: bool = False) -> bytes:
+    """A loadable scenario whose lists and mappings nest ``depth`` levels (the raw body holds the deepest)."""
+    inner = depth - 4  # the scenario, rules, the rule and its then are 4 levels
+    body = "[" * inner + "]" * inner
+    if as_json:
+        return ('{"name": "deep", "rules": [{"when": {"endpoint": "dm.service"}, "then": {"body": %s}}]}' % body).encode()
+    return f"name: deep\nrules:\n  - when: {{endpoint: dm.service}}\n    then: {{body: {body}}}\n".encode()
+
+
+@pytest.mark.parametrize("face", FACES)
+def test_scenario_depth_is_limited_before_anything_recursive_reads_it(start_face, face):
+    url = start_face(face)
+    for as_json in (False, True):
+        at_limit = requests.post(url + "/__admin/scenarios", data=nested_scenario(64, as_json), timeout=TIMEOUT)
+        assert at_limit.status_code == 201, at_limit.text
+        over = requests.post(url + "/__admin/scenarios", data=nested_scenario(65, as_json), timeout=TIMEOUT)
+        assert over.status_code == 400 and "deeper than 64 levels" in over.text, over.text
+        # what crashed the worker: ~7,000 levels in 14 KB
+        crash = requests.post(url + "/__admin/scenarios", data=nested_scenario(7_000, as_json), timeout=TIMEOUT)
+        assert crash.status_code == 400 and crash.json()["problems"], crash.text
+    assert requests.get(url + "/__admin/health", timeout=TIMEOUT).status_code == 200
+
+
+def test_lint_and_serve_refuse_a_deep_file_with_a_problem_not_a_signal(tmp_path):
+    deep = tmp_path / "deep.yaml"
+    deep.write_bytes(nested_scenario(100_000))
+    linted = run_cli("scenario", "lint", str(deep))
+    assert linted.returncode == 1 and f"{deep}:4:" in linted.stdout, (linted.returncode, linted.stdout, linted.stderr)
+    edge = tmp_path / "edge.json"
+    edge.write_bytes(nested_scenario(65, as_json=True))
+    linted = run_cli("scenario", "lint", str(edge))
+    assert linted.returncode == 1 and "deeper than 64 levels" in linted.stdout
+    started = run_cli("serve", "--port", str(free_port()), "--scenario", str(edge), timeout=30)
+    assert started.returncode not in (0, -11, 139) and "deeper than 64 levels" in started.stdout + started.stderr
+
+
+@pytest.mark.parametrize("face", ("serve", "handle"))
+@pytest.mark.parametrize("tag, value", [("!!binary", "aGVsbG8="), ("!!timestamp", "2017-01-01"), ("!!set", "'{a, b}'")])
+def test_non_json_yaml_tags_are_refused_naming_the_tag(start_face, face, tag, value):
+    url = start_face(face)
+    got = requests.post(url + "/__admin/scenarios", data=f"name: tagged\ndescription: {tag} {value}\n".encode(),
+                        timeout=TIMEOUT)
+    assert got.status_code == 400 and f"the tag {tag} is not allowed" in got.text, got.text
+    plain = requests.post(url + "/__admin/scenarios", data=f"name: dated\ndescription: {value}\n".encode(), timeout=TIMEOUT)
+    assert plain.status_code == 201, plain.text  # untagged, the same value is text, as JSON would have it
+
+
+def test_an_alias_bomb_is_refused_by_its_expansion_and_a_large_scenario_loads(start_face):
+    url = start_face("serve")
+    levels = ["a: &a [x, x, x, x, x, x, x, x, x, x]"] + [
+        f"{n}: &{n} [{', '.join(['*' + p] * 10)}]" for p, n in zip("abcdefg", "bcdefgh")]
+    bomb = requests.post(url + "/__admin/scenarios", data=("name: bomb\nx:\n  " + "\n  ".join(levels)).encode(),
+                         timeout=TIMEOUT)
+    assert bomb.status_code == 400 and "alias bomb" in bomb.text, bomb.text
+    # the boundary: aliases that repeat the text's values fewer than 10 times load
+    shared = requests.post(url + "/__admin/scenarios", data=b"name: shared\nrules:\n  - when: {endpoint: dm.service, match: {uid: a}}\n"
+                           b"    then: &answer {code: -3, msg: none}\n  - when: {endpoint: cre.query}\n    then: *answer\n",
+                           timeout=TIMEOUT)
+    assert shared.status_code == 201, shared.text
+    items = "".join(f"    - {{busi_id: b, test_id: \"1\", item_id: i{i}, pool_id: p1}}\n" for i in range(40_000))
+    large = requests.post(url + "/__admin/scenarios", data=f"name: large\nfixtures:\n  into: [cre]\n  items:\n{items}".encode(),
+                          timeout=120)
+    assert large.status_code == 201, large.text[:500]
