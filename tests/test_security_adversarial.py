@@ -9,6 +9,7 @@ Everything talks to 127.0.0.1 and every wait is bounded.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import socket
 import time
@@ -251,3 +252,61 @@ def test_an_alias_bomb_is_refused_by_its_expansion_and_a_large_scenario_loads(st
     large = requests.post(url + "/__admin/scenarios", data=f"name: large\nfixtures:\n  into: [cre]\n  items:\n{items}".encode(),
                           timeout=120)
     assert large.status_code == 201, large.text[:500]
+
+
+# -- 4. work and memory per request are bounded by its size ---------------------------------
+
+
+@pytest.mark.parametrize("face", FACES)
+def test_400000_duplicate_keys_are_answered_quickly_and_reported_once_per_key(start_face, face):
+    url = start_face(face)
+    body = b'{"seq_no": "1", "data_type": "1", "token": "t", "data": [], ' + b'"k": 1, ' * 400_000 + \
+        b'"j": 1, ' * 3 + b'"version": "1"}'
+    assert len(body) < 8 * 1024 * 1024  # under --max-body-bytes: it is parsed
+    started = time.monotonic()
+    reply = requests.post(url + "/upload", data=body, headers={"Content-Type": "application/json"}, timeout=30)
+    took = time.monotonic() - started
+    assert took < 3.0, took
+    assert reply.json()["code"] == "-1" and "'k' appears 400,000 times" in reply.json()["message"]
+    entries = journal(url)  # the proxy judges (and journals) what it forwards
+    violations = entries[-1]["violations"]
+    assert [v["message"].split(" appears")[0] for v in violations] == ["key 'k'", "key 'j'"], violations
+    assert "'j' appears 3 times" in violations[1]["message"]
+
+
+def test_duplicate_keys_count_towards_the_violation_cap(start_face):
+    url = start_face("serve")
+    keys = b"".join(b'"k%d": 1, "k%d": 2, ' % (n, n) for n in range(250))
+    reply = requests.post(url + "/upload", data=b'{"seq_no": "1", ' + keys + b'"data": []}', timeout=TIMEOUT)
+    assert reply.json()["code"] == "-1"
+    violations = journal(url)[-1]["violations"]
+    assert len(violations) == 201 and violations[-1]["rule"] == "limit.violations", len(violations)
+
+
+def as_journaled(body: dict) -> bytes:
+    """The JSON text of ``body`` as the journal keeps it: compact, UTF-8, the MD5 signature masked."""
+    return json.dumps({**body, "MD5": body["MD5"][:4] + "…"}, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def journaled_body(size: int) -> dict:
+    """A dm recommendation request whose body is ``size`` bytes of JSON text as the journal writes it."""
+    body = dm_recommend(filler="")
+    body["filler"] = "x" * (size - len(as_journaled(body)))
+    return body
+
+
+@pytest.mark.parametrize("face", FACES)
+def test_a_journal_entry_keeps_a_body_up_to_1_mib_whole_and_cuts_a_larger_one(start_face, face):
+    url = start_face(face)
+    limit = 1024 * 1024
+    whole, cut = journaled_body(limit), journaled_body(limit + 1)
+    for body in (whole, cut):
+        requests.post(url + "/dm/service", json=body, timeout=TIMEOUT)
+    kept = journal(url)[-2:]
+    assert kept[0]["body"] == json.loads(as_journaled(whole))
+    assert kept[1]["body"]["truncated"] is True and kept[1]["body"]["bytes"] == limit + 1
+    text = as_journaled(cut)
+    assert kept[1]["body"]["sha256"] == hashlib.sha256(text).hexdigest()
+    assert kept[1]["body"]["start"] == text[:4096].decode() and kept[1]["users"] == ["u0"]
+    page = requests.get(url + f"/__admin/requests/{kept[1]['seq']}", timeout=TIMEOUT)
+    assert page.status_code == 200 and len(page.content) < 200_000
