@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import json
 import socket
+import sys
 import time
 
 import pytest
@@ -310,3 +311,46 @@ def test_a_journal_entry_keeps_a_body_up_to_1_mib_whole_and_cuts_a_larger_one(st
     assert kept[1]["body"]["start"] == text[:4096].decode() and kept[1]["users"] == ["u0"]
     page = requests.get(url + f"/__admin/requests/{kept[1]['seq']}", timeout=TIMEOUT)
     assert page.status_code == 200 and len(page.content) < 200_000
+
+
+# -- 7. a -2 for a failed write means nothing was applied -----------------------------------
+
+FILE_SIZE_LIMIT = 160 * 1024  # bytes any file the server writes may reach: the state file's WAL fills it
+
+
+def state_of(url: str) -> dict:
+    got = requests.get(url + "/__admin/state?limit=1000&actions=100000", timeout=TIMEOUT)
+    assert got.status_code == 200, got.text[:300]
+    return got.json()
+
+
+def test_a_report_refused_for_a_full_disk_is_not_applied(tmp_path, monkeypatch):
+    """A real failed write: the server runs under RLIMIT_FSIZE (SIGXFSZ ignored, so writes past it fail with
+    EFBIG as on a full disk) until SQLite cannot grow the state file; then it restarts without the limit."""
+    import servekit
+    from httpkit import cre_item, cre_upload
+
+    db = tmp_path / "state.db"
+    plain = servekit.mockcre_command()
+    limited = [sys.executable, "-c", "import os, resource, signal, sys; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
+               f"resource.setrlimit(resource.RLIMIT_FSIZE, ({FILE_SIZE_LIMIT}, {FILE_SIZE_LIMIT})); "
+               "os.execv(sys.argv[1], sys.argv[1:])", *plain]
+    monkeypatch.setattr(servekit, "mockcre_command", lambda: limited)
+    with started_servers(ServeProcess, tmp_path) as start:
+        server = start("--state", str(db))
+        codes = []
+        for n in range(2_000):  # bounded: the limit is reached after a few dozen
+            reply = requests.post(server.url + "/upload", json=cre_upload("1", [cre_item(f"i{n}", describe="d" * 2000)]),
+                                  timeout=TIMEOUT).json()
+            codes.append(reply["code"])
+            if reply["code"] != "0":
+                break
+        assert codes[-1] == "-2" and set(codes[:-1]) == {"0"}, codes
+        assert "nothing was applied" in reply["message"]
+        before = state_of(server.url)
+        ids = {item_id for p in before["partitions"] for item_id in p["items"]}
+        assert f"i{len(codes) - 1}" not in ids and f"i{len(codes) - 2}" in ids, sorted(ids)[-3:]
+        server.close()
+    monkeypatch.setattr(servekit, "mockcre_command", lambda: plain)
+    with started_servers(ServeProcess, tmp_path) as start:
+        assert state_of(start("--state", str(db)).url) == before
