@@ -354,3 +354,27 @@ def test_a_report_refused_for_a_full_disk_is_not_applied(tmp_path, monkeypatch):
     monkeypatch.setattr(servekit, "mockcre_command", lambda: plain)
     with started_servers(ServeProcess, tmp_path) as start:
         assert state_of(start("--state", str(db)).url) == before
+
+
+# -- 8. masking: any case, any depth --------------------------------------------------------
+
+SECRET_HEADERS = {"Authorization": "Bearer sk-live-0123456789", "Cookie": "session=cookie-secret-99",
+                  "X-Api-Key": "xapikey-secret-1", "Api-Key": "apikey-secret-22", "X-Auth-Token": "xauth-secret-333",
+                  "Proxy-Authorization": "Basic proxy-secret-4444"}
+
+
+@pytest.mark.parametrize("face", FACES)
+def test_secrets_are_masked_in_any_case_and_at_any_depth(start_face, face):
+    url = start_face(face)
+    body = dm_recommend(Token="top-token-secret-1", md5="lower-md5-secret-2",
+                        extra={"nested": [{"token": "nested-token-secret-3", "MD5": "nested-md5-secret-4"}]})
+    requests.post(url + "/dm/service", json=body, headers=SECRET_HEADERS, timeout=TIMEOUT)
+    shown = [requests.get(url + page, timeout=TIMEOUT).text for page in
+             ("/__admin/journal", "/__admin/", "/__admin/requests/1", "/__admin/report", "/__admin/report?format=html")]
+    secrets_sent = [*SECRET_HEADERS.values(), "top-token-secret-1", "lower-md5-secret-2", "nested-token-secret-3",
+                    "nested-md5-secret-4", body["MD5"]]
+    for text in shown:
+        for secret in secrets_sent:
+            assert secret.split(" ")[-1] not in text, secret
+    entry = journal(url)[-1]
+    assert entry["body"]["extra"]["nested"][0]["token"] == "nest…" and entry["headers"]["Api-Key"] == "apik…"
