@@ -86,7 +86,7 @@ PAGE_SECURITY_HEADERS = {
                                "frame-ancestors 'none'",
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",  # no-referrer would make the dashboard's own form posts Origin: null (refused)
 }
 
 
