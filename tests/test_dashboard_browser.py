@@ -64,6 +64,7 @@ def test_journal_detail_report_and_escaping(browser, server):
 
     browser.get(url + "/__admin/")
     browser.find_element(By.ID, "reset").click()
+    browser.switch_to.alert.accept()  # Reset asks first (issue 22)
     WebDriverWait(browser, 5).until(lambda d: "reset" in d.find_element(By.CSS_SELECTOR, "[role=status]").text)
     assert browser.find_element(By.CSS_SELECTOR, "#rows").text == "No requests yet."
     browser.save_screenshot(str(ARTIFACTS / "dashboard-journal.png"))

@@ -121,3 +121,15 @@ DM_SERVICE_TYPES = {
     4: "item quality (物料优选)",
 }
 DM_DEFAULT_SERVICE_TYPE = 3
+
+#: Body fields that carry a credential (cre ``token``, dm ``MD5`` signature), matched in any case and at
+#: any depth: the journal, dashboard, report and recorder never show them in clear.
+SECRET_FIELDS = frozenset({"token", "md5"})
+
+#: Request headers that carry a credential, matched in any case: masked wherever a request is shown.
+SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key", "api-key", "x-auth-token"})
+
+#: Headers that frame the HTTP message itself: the server writes them, a scenario may not (a wrong
+#: Content-Length or Transfer-Encoding breaks the connection for the client and every request behind it).
+FRAMING_HEADERS = frozenset({"content-length", "transfer-encoding", "connection", "keep-alive", "upgrade", "te",
+                             "trailer", "proxy-connection"})

@@ -5,28 +5,25 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections import Counter
 
-from .violations import ERROR, WARNING, Violation, pointer
+from .violations import ERROR, WARNING, Violation, capped, pointer
 
 DEFAULT_MAX_BYTES = 8 * 1024 * 1024  # a 1,000-record batch is ~1 MB; anything near 8 MB is abuse
 MAX_DEPTH = 64  # the documents' deepest body nests 4 levels
 
 
 class _Duplicates:
-    """Collects objects that repeat a key; their paths are found only when there are any."""
+    """Collects objects that repeat a key, with how often each repeats; their paths are found only when there are any."""
 
     def __init__(self):
-        self.found: dict[int, list[str]] = {}
+        self.found: dict[int, Counter] = {}
 
     def hook(self, pairs):
         obj = dict(pairs)
         if len(obj) != len(pairs):
-            seen, dups = set(), []
-            for key, _ in pairs:
-                if key in seen:
-                    dups.append(key)
-                seen.add(key)
-            self.found[id(obj)] = dups
+            counts = Counter(key for key, _ in pairs)
+            self.found[id(obj)] = Counter({key: n for key, n in counts.items() if n > 1})
         return obj
 
 
@@ -98,7 +95,7 @@ def parse(raw: bytes | str, max_bytes: int = DEFAULT_MAX_BYTES):
         return None, [Violation("", "body holds a lone UTF-16 surrogate escape (such as \\ud800): valid JSON syntax but not "
                                 "Unicode text, and no UTF-8 consumer can read it", ERROR, "json.encoding")]
     if dups.found:
-        notes.extend(_duplicate_violations(body, dups.found))
+        notes.extend(capped(_duplicate_violations(body, dups.found)))
     return body, notes
 
 
@@ -145,8 +142,8 @@ def _duplicate_violations(body, found):
     while stack:
         node, parts = stack.pop()
         if isinstance(node, dict):
-            for key in found.get(id(node), ()):
-                yield Violation(pointer(parts + [key]), f"key {key!r} appears more than once in the same object; "
+            for key, times in found.get(id(node), {}).items():
+                yield Violation(pointer(parts + [key]), f"key {key!r} appears {times:,} times in the same object; "
                                 "JSON parsers disagree on which value wins (here: the last)", ERROR, "json.duplicate-key")
             stack.extend((v, parts + [k]) for k, v in node.items())
         elif isinstance(node, list):

@@ -27,10 +27,10 @@ import jsonschema_rs
 from jsonschema import Draft202012Validator, ValidationError, validators
 from referencing import Registry, Resource
 
-from mockcre.dialects.base import SECRET_FIELDS
+from mockcre.dialects.base import is_secret
 from mockcre.common.resources import load_schema, schema_names
 
-from .violations import ERROR, WARNING, Violation, describe_value, display_path, json_type, pointer
+from .violations import ERROR, MAX_VIOLATIONS, WARNING, Violation, capped, describe_value, display_path, json_type, pointer
 
 # Keywords whose failure is about the object's keys, reported at the child's path.
 _STRUCTURAL = {"required", "additionalProperties", "dependentRequired"}
@@ -75,9 +75,6 @@ def _holds(schema: dict, value) -> bool:
     return compiled("common").evolve(schema=schema).is_valid(value)
 
 
-MAX_VIOLATIONS = 200  # per body: one with 200,000 unknown keys must not cost seconds and megabytes to explain
-
-
 def schema_violations(name: str, body, strict: bool) -> list[Violation]:
     if fast(name).is_valid(body):
         return []
@@ -85,12 +82,7 @@ def schema_violations(name: str, body, strict: bool) -> list[Violation]:
     groups: dict[tuple, list] = {}
     for err in itertools.islice(_closest(validator.iter_errors(body)), MAX_VIOLATIONS + 1):
         groups.setdefault((tuple(err.absolute_path), id(err.schema)), []).append(err)
-    out = list(itertools.islice(itertools.chain.from_iterable(_explain(errs, strict) for errs in groups.values()),
-                                MAX_VIOLATIONS + 1))
-    if len(out) > MAX_VIOLATIONS:
-        out[MAX_VIOLATIONS:] = [Violation("", f"body: more problems than the {MAX_VIOLATIONS} listed; fix these first",
-                                          ERROR if any(v.severity == ERROR for v in out) else WARNING, "limit.violations")]
-    return out
+    return capped(itertools.chain.from_iterable(_explain(errs, strict) for errs in groups.values()))
 
 
 def _closest(errors):
@@ -129,7 +121,7 @@ def _explain(errs, strict: bool):
 
 def _received(parts, instance) -> str:
     """A credential is never quoted back, even malformed (a base64 MD5 is still the signature)."""
-    return "a value not shown here (it is a credential)" if parts and parts[-1] in SECRET_FIELDS else describe_value(instance)
+    return "a value not shown here (it is a credential)" if parts and is_secret(parts[-1]) else describe_value(instance)
 
 
 def _explain_value(errs, schema, instance, parts, strict) -> list[Violation]:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import asdict, dataclass
 
 ERROR = "error"
 WARNING = "warning"
+MAX_VIOLATIONS = 200  # per body: one with 200,000 unknown or repeated keys must not cost seconds and megabytes to explain
 
 
 @dataclass(frozen=True)
@@ -70,3 +72,12 @@ def json_type(value) -> str:
 
 def has_errors(violations) -> bool:
     return any(v.severity == ERROR for v in violations)
+
+
+def capped(violations) -> list:
+    """At most :data:`MAX_VIOLATIONS` of ``violations`` (read no further), then one saying there were more."""
+    out = list(itertools.islice(violations, MAX_VIOLATIONS + 1))
+    if len(out) > MAX_VIOLATIONS:
+        out[MAX_VIOLATIONS:] = [Violation("", f"body: more problems than the {MAX_VIOLATIONS} listed; fix these first",
+                                          ERROR if any(v.severity == ERROR for v in out) else WARNING, "limit.violations")]
+    return out

@@ -9,15 +9,11 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
-from mockcre.common.domain import DATA_TYPES
+from mockcre.common.domain import DATA_TYPES, SECRET_FIELDS
 
 if TYPE_CHECKING:
     from mockcre.model.recommend import Ranking, RecRequest
     from mockcre.model.store import Action, Item
-
-#: The credentials a body may carry (cre ``token``, dm ``MD5`` signature): never shown or stored in clear.
-SECRET_FIELDS = ("token", "MD5")
-
 
 class WrongKind(ValueError):
     """A body that is valid JSON but not what this endpoint takes (e.g. an action posted to /dm/service)."""
@@ -61,10 +57,19 @@ def mask(value) -> str:
     return text[:4] + "…" if len(text) > 8 else "…"
 
 
+def is_secret(name) -> bool:
+    """Whether a body field of this name carries a credential (:data:`~mockcre.common.domain.SECRET_FIELDS`, any case)."""
+    return isinstance(name, str) and name.lower() in SECRET_FIELDS
+
+
 def masked_body(body):
-    """``body`` with its :data:`SECRET_FIELDS` masked (the same object when it has none)."""
-    if isinstance(body, dict) and any(k in body for k in SECRET_FIELDS):
-        return {k: mask(v) if k in SECRET_FIELDS else v for k, v in body.items()}
+    """``body`` with every secret field masked, in any case and at any depth (the same object when it has none)."""
+    if isinstance(body, dict):
+        masked = {k: mask(v) if is_secret(k) and v is not None else masked_body(v) for k, v in body.items()}
+        return body if all(masked[k] is v for k, v in body.items()) else masked
+    if isinstance(body, list):
+        masked = [masked_body(v) for v in body]
+        return body if all(m is v for m, v in zip(masked, body)) else masked
     return body
 
 

@@ -7,7 +7,10 @@ is escaped by Jinja's autoescaping; the JSON view below escapes as it renders.
 from __future__ import annotations
 
 import json
+import secrets
+import threading
 import time
+from collections import OrderedDict
 
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
 from markupsafe import Markup, escape
@@ -17,8 +20,29 @@ from mockcre.common.domain import GLOBAL_POOL
 from mockcre.model.recommend import RecRequest, rank
 from mockcre.scenarios import ScenarioError
 
-blueprint = Blueprint("dashboard", __name__, template_folder="templates")
+blueprint = Blueprint("dashboard", __name__, template_folder="templates", static_folder="static")
 PAGE = 100
+NOTICES_KEPT = 32  # what an action said, until the page it redirects to shows it
+
+
+def _notices() -> OrderedDict:
+    """This app's notices by unguessable id: ``?notice=`` shows only what the dashboard itself said,
+    never text a framing or linking page put into the URL."""
+    return current_app.extensions.setdefault("mockcre.notices", OrderedDict())
+
+
+_notices_lock = threading.Lock()
+
+
+def _notify(message: str):
+    """Redirect to the journal page showing ``message``."""
+    notice = secrets.token_urlsafe(12)
+    with _notices_lock:
+        kept = _notices()
+        kept[notice] = message
+        while len(kept) > NOTICES_KEPT:
+            kept.popitem(last=False)
+    return redirect(url_for("dashboard.journal_page", notice=notice))
 
 
 def _service():
@@ -70,7 +94,7 @@ def journal_page():
     template = "_journal_rows.html" if request.args.get("partial") else "dashboard_journal.html"
     return render_template(template, entries=entries, endpoint=endpoint, user=user, only_bad=only_bad,
                            endpoints=_endpoints(), tab="journal", scenarios=service.scenarios.describe(),
-                           message=request.args.get("message"))
+                           message=_notices().get(request.args.get("notice", "")))
 
 
 @blueprint.get("/requests/<int:seq>")
@@ -121,7 +145,7 @@ def user_page():
 @blueprint.post("/ui/reset")
 def ui_reset():
     _service().reset()
-    return redirect(url_for("dashboard.journal_page", message="Store, journal and scenario states were reset."))
+    return _notify("Store, journal and scenario states were reset.")
 
 
 @blueprint.post("/ui/scenarios")
@@ -133,7 +157,7 @@ def ui_load_scenario():
         message = f"Loaded scenario {name}."
     except ScenarioError as exc:
         message = "The scenario does not load: " + "; ".join(exc.problems)
-    return redirect(url_for("dashboard.journal_page", message=message))
+    return _notify(message)
 
 
 def _endpoints():

@@ -24,6 +24,7 @@ p99); now each is one small record, and a journal full of 1,000-action uploads h
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import logging
@@ -34,16 +35,18 @@ from typing import NamedTuple
 from mockcre.common import jsontext
 from mockcre.dialects import DIALECTS
 from mockcre.dialects.base import mask
+from mockcre.common.domain import SECRET_HEADERS
 
 log = logging.getLogger("mockcre")
 
 DEFAULT_SIZE = 10_000
 DEFAULT_MAX_BYTES = 32 * 1024 * 1024  # of entries as JSON text, which is how they are kept
-SECRET_HEADERS = {"authorization", "cookie", "x-api-key", "proxy-authorization"}
+MAX_BODY_BYTES = 1024 * 1024  # of one entry's body as JSON text: a larger one is kept cut, with its length and hash
 MAX_IDS = 1_000  # users/items kept per entry for the filters (a cre batch holds at most a few hundred)
 
 
 def masked_headers(headers) -> dict:
+    """The request's headers as shown anywhere: :data:`~mockcre.common.domain.SECRET_HEADERS` masked, in any case."""
     return {k: mask(v) if k.lower() in SECRET_HEADERS else v for k, v in headers}
 
 
@@ -66,6 +69,19 @@ def _about(body, dialect: str | None, read) -> list[str]:
     if dialect:  # every journaled request but an unroutable one: the adapter's list is already free of repeats
         return read(DIALECTS[dialect])[:MAX_IDS]
     return list(dict.fromkeys(found for adapter in DIALECTS.values() for found in read(adapter)))[:MAX_IDS]
+
+
+def kept_body(body):
+    """``body`` as a journal entry keeps it: whole up to :data:`MAX_BODY_BYTES` of JSON text, else the
+    start of that text with its full length and SHA-256, so one request cannot take the journal's budget."""
+    text = jsontext.dumps(body)
+    if len(text) <= MAX_BODY_BYTES:
+        return body
+    return {"truncated": True, "bytes": len(text), "sha256": hashlib.sha256(text).hexdigest(),
+            "start": text[:TRUNCATED_START_BYTES].decode("utf-8", "ignore")}
+
+
+TRUNCATED_START_BYTES = 4096  # of a cut body's JSON text: enough to tell which request it was
 
 
 def has_errors(entry: dict) -> bool:
@@ -117,7 +133,10 @@ class Journal:
         body = entry.get("body")
         users, items = body_users(body, dialect), body_items(body, dialect)
         entry = {**entry, "users": users, "items": items}
-        text = jsontext.dumps(entry)  # the kept line below is a new, exact-size bytes object
+        text = jsontext.dumps(entry)
+        if len(text) > MAX_BODY_BYTES and body is not None:  # only then can the body be over it
+            entry["body"] = kept_body(body)
+            text = jsontext.dumps(entry)  # the kept line below is a new, exact-size bytes object
         with self._lock:
             seq = next(self._seq)
             line = b'{"seq":%d,%s' % (seq, text[1:]) if len(text) > 2 else b'{"seq":%d}' % seq

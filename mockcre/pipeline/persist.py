@@ -28,6 +28,10 @@ CREATE TABLE IF NOT EXISTS clock (one INTEGER PRIMARY KEY CHECK (one = 1), setti
 """
 
 
+class StateWriteError(OSError):
+    """A report could not be written to the state file (disk full, file too large, I/O error): nothing was kept."""
+
+
 class StateFile:
     def __init__(self, path: str):
         self.path = path
@@ -39,9 +43,13 @@ class StateFile:
             self._db.executescript(SCHEMA)
 
     def append(self, partition: tuple, dialect: str, kind: str, received: float, raw: bytes) -> None:
-        with self._lock:
-            self._db.execute("INSERT INTO reports (partition, dialect, kind, received, body) VALUES (?, ?, ?, ?, ?)",
-                             (json.dumps(list(partition)), dialect, kind, received, bytes(raw)))
+        """Keep one accepted report; :class:`StateWriteError` when the file cannot take it (then it holds nothing of it)."""
+        try:
+            with self._lock:
+                self._db.execute("INSERT INTO reports (partition, dialect, kind, received, body) VALUES (?, ?, ?, ?, ?)",
+                                 (json.dumps(list(partition)), dialect, kind, received, bytes(raw)))
+        except (sqlite3.Error, OSError) as exc:  # one statement, one transaction: SQLite rolled it back
+            raise StateWriteError(f"cannot write the report to the state file {self.path}: {exc}") from exc
 
     def reports(self) -> Iterator[tuple]:
         """``(partition, dialect, kind, received, raw)`` in the order they were accepted."""

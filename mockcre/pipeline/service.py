@@ -23,7 +23,7 @@ from mockcre.dialects import DIALECTS, for_endpoint
 from mockcre.dialects.base import WrongKind
 from mockcre.dialects.base import masked_body
 from mockcre.pipeline.journal import Journal, masked_headers
-from mockcre.pipeline.persist import StateFile
+from mockcre.pipeline.persist import StateFile, StateWriteError
 from mockcre.model.recommend import rank
 from mockcre.scenarios import Decision, ScenarioEngine
 from mockcre.model.store import Store
@@ -222,9 +222,16 @@ class Service:
         adapter, store = j.adapter, self.store
         with store.lock:
             if j.kind in ("item", "action"):
+                if self.state is not None:
+                    # written ahead: code 0 means kept, and a failed write (disk full) leaves the store untouched
+                    try:
+                        self.state.append(j.partition, adapter.name, j.kind, now, j.raw)
+                    except StateWriteError as exc:
+                        log.error("mockcre: %s; the report was refused with -2 and not applied", exc)
+                        return adapter.error(adapter.echo(j.body), domain.CODE_SYSTEM_ERROR,
+                                             "system error (系统错误): mockcre could not write the report to its --state "
+                                             "file (is the disk full?); nothing was applied: send it again later")
                 store.apply_report(j.partition, adapter, j.kind, j.body, now)
-                if self.state is not None:  # committed before the reply leaves: code 0 means kept
-                    self.state.append(j.partition, adapter.name, j.kind, now, j.raw)
                 return adapter.accepted(j.body)
             part = store.peek(j.partition)
             req = adapter.rec_request(j.body)

@@ -20,9 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mockcre.contracts.auth import Accounts
+from mockcre.common.domain import CODE_FORMAT_ERROR
 
 from .loader import ScenarioError, Source, check_source, dumps_body, read, resolve_inside
 from .matching import compiled_regex, matches, parse_path, render, values
+from .reply_headers import value_problem
 
 log = logging.getLogger("mockcre.scenarios")
 
@@ -129,6 +131,7 @@ class Decision:
     status: int = 200
     body: bytes = b""
     shown: object = None  # what the journal shows of a raw answer
+    refused: str = ""  # why the rule's answer could not be sent (a request value unfit for a header)
 
     def record(self) -> dict:
         out = {"scenario": self.scenario, "rule": self.rule, "index": self.index, "state": self.state}
@@ -138,14 +141,24 @@ class Decision:
             out["delay_ms"] = round(self.delay_ms, 3)
         if self.fault:
             out["fault"] = self.fault
+        if self.refused:
+            out["refused"] = self.refused
         return out
 
 
 def resolve(then: dict, body, base_dir: Path | None) -> dict:
     """The fields of a :class:`Decision` that ``then`` gives for this request (templates filled in)."""
     fault = then.get("fault")
-    resolved = {"fault": fault,
-                "headers": tuple({"Content-Type": JSON_CONTENT_TYPE, **render(then.get("headers", {}), body)}.items())}
+    headers = {"Content-Type": JSON_CONTENT_TYPE, **render(then.get("headers", {}), body)}
+    for name, value in headers.items():
+        problem = value_problem(value)
+        if problem:  # the request put it there (load refused fixed text): refuse the request, send nothing of it
+            template = then["headers"][name]
+            return {"answer": "code", "code": CODE_FORMAT_ERROR, "refused": f"reply header {name}: {problem}",
+                    "message": f"format error (格式错误): the scenario copies the request into reply header {name} "
+                               f"({template!r}), and the value {problem}; send that field without control "
+                               "characters or non-ASCII text"}
+    resolved = {"fault": fault, "headers": tuple(headers.items())}
     if fault in ("reset", "timeout"):  # the request is lost: nothing is stored
         return {**resolved, "answer": "drop", "hold_ms": then.get("timeout_ms", 30_000) if fault == "timeout" else 0.0}
     if "code" in then:

@@ -14,7 +14,8 @@ from mockcre.contracts.schema_check import schema_violations
 from mockcre.common.resources import scenarios_dir
 
 from . import fixtures
-from .matching import compiled_regex
+from .matching import compiled_regex, render
+from .reply_headers import name_problem, value_problem
 
 ANSWERS = ("code", "recommend", "status", "body", "body_file", "fault", "passthrough")
 ACTIONS = ANSWERS + ("delay_ms", "next_state")
@@ -97,50 +98,103 @@ def bundled(name: str) -> Path | None:
     return None
 
 
-_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: ~10x faster on shop.yaml
-MAX_NODES = 200_000  # a scenario this large when its aliases are expanded is a "billion laughs", not a test
+_TIMESTAMP = "tag:yaml.org,2002:timestamp"
+
+
+class _ScenarioLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml when present: ~10x faster
+    """The safe loader, reading an unquoted date as text (as JSON would): values are JSON types only."""
+
+    yaml_implicit_resolvers = {first: [(tag, pattern) for tag, pattern in resolvers if tag != _TIMESTAMP]
+                               for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+
+_JSON_TAGS = {f"tag:yaml.org,2002:{name}" for name in ("str", "int", "float", "bool", "null", "map", "seq")}
+MAX_DEPTH = 64  # nesting of mappings and lists, counted before anything recursive reads the text
+MAX_EXPANSION = 10  # aliases may repeat at most this many times the values the text itself holds
+_CONTAINERS = (yaml.MappingStartEvent, yaml.SequenceStartEvent)
+_CONTAINER_ENDS = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
 
 
 def _parse(text: str, label: str, base_dir, path) -> Source:
-    loader = _SAFE_LOADER(text)
     try:
-        nodes = loader.get_single_node()  # one parse: the nodes give positions, the data is built from them
-        if nodes is not None and _expanded_size(nodes) > MAX_NODES:
-            raise ScenarioError([Problem(label, 1, 1, f"the scenario expands to more than {MAX_NODES:,} values through "
-                                         "YAML aliases (&anchor/*alias); is it an alias bomb?")])
-        data = loader.construct_document(nodes) if nodes is not None else None  # safe: no Python object tags, ever
+        aliased = _check_events(text, label)  # the event stream is flat: depth and tags are checked before composing
+        loader = _ScenarioLoader(text)
+        try:
+            nodes = loader.get_single_node()  # one parse: the nodes give positions, the data is built from them
+            if nodes is not None and aliased:
+                _check_expansion(nodes, label)
+            data = loader.construct_document(nodes) if nodes is not None else None  # safe: no Python object tags
+        finally:
+            loader.dispose()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         raise ScenarioError([Problem(label, *where, f"not valid YAML: {exc.problem or exc}")]) from exc
     except yaml.YAMLError as exc:
         raise ScenarioError([Problem(label, 1, 1, f"not valid YAML: {exc}")]) from exc
-    except Exception as exc:  # noqa: BLE001 -- a tagged scalar the constructor cannot make (!!float n, !!binary ?)
+    except ScenarioError:
+        raise
+    except Exception as exc:  # noqa: BLE001 -- a tagged scalar the constructor cannot make (!!float n, ?)
         raise ScenarioError([Problem(label, 1, 1, f"not valid YAML: a value cannot be read ({exc})")]) from exc
-    finally:
-        loader.dispose()
     return Source(data, label, base_dir, nodes, path)
 
 
-def _expanded_size(root) -> int:
-    """How many values the document has once aliases are expanded, counted without expanding them."""
-    sizes: dict[int, int] = {}
+def _check_events(text: str, label: str) -> bool:
+    """Refuse nesting deeper than :data:`MAX_DEPTH` and tags of non-JSON types, reading the flat event stream
+    (composing a deep document recurses in C, and a deep enough one overflows the stack); True if it has aliases."""
+    depth, aliased = 0, False
+    for event in yaml.parse(text, Loader=_ScenarioLoader):
+        tag = getattr(event, "tag", None)
+        if tag is not None and tag not in _JSON_TAGS and tag != "!":
+            shown = tag.replace("tag:yaml.org,2002:", "!!")
+            raise ScenarioError([Problem(label, event.start_mark.line + 1, event.start_mark.column + 1,
+                                         f"not valid YAML for a scenario: the tag {shown} is not allowed; values are "
+                                         "JSON types (text, numbers, true/false, null, lists, mappings): "
+                                         "write it as quoted text")])
+        if isinstance(event, _CONTAINERS):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise ScenarioError([Problem(label, event.start_mark.line + 1, event.start_mark.column + 1,
+                                             f"the scenario nests lists and mappings deeper than {MAX_DEPTH} levels; "
+                                             "no scenario needs that: flatten it")])
+        elif isinstance(event, _CONTAINER_ENDS):
+            depth -= 1
+        elif isinstance(event, yaml.AliasEvent):
+            aliased = True
+    return aliased
+
+
+def _check_expansion(root, label: str) -> None:
+    """An alias bomb ("billion laughs") is told by what aliases multiply, not by size: the values once aliases
+    are expanded may be at most :data:`MAX_EXPANSION` times those written, and as deep as :data:`MAX_DEPTH`."""
+    sizes: dict[int, tuple[int, int]] = {}  # id -> (values once expanded, depth once expanded)
     order, stack = [], [root]
     while stack:  # children before parents, each shared (aliased) node once
         node = stack.pop()
         if id(node) in sizes:
             continue
-        sizes[id(node)] = 0
+        sizes[id(node)] = (0, 0)
         order.append(node)
-        if isinstance(node, yaml.MappingNode):
-            stack.extend(n for pair in node.value for n in pair)
-        elif isinstance(node, yaml.SequenceNode):
-            stack.extend(node.value)
+        stack.extend(_children(node))
+    limit = MAX_EXPANSION * len(order)
     for node in reversed(order):
-        children = [n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode) else \
-            node.value if isinstance(node, yaml.SequenceNode) else []
-        sizes[id(node)] = min(1 + sum(sizes[id(c)] for c in children), MAX_NODES + 1)
-    return sizes[id(root)]
+        children = [sizes[id(c)] for c in _children(node)]
+        size = min(1 + sum(s for s, _ in children), limit + 1)
+        depth = 0 if isinstance(node, yaml.ScalarNode) else 1 + max((d for _, d in children), default=0)
+        sizes[id(node)] = (size, depth)
+    size, depth = sizes[id(root)]
+    if size > limit:
+        raise ScenarioError([Problem(label, 1, 1, f"YAML aliases (&anchor/*alias) expand the scenario's {len(order):,} "
+                                     f"values more than {MAX_EXPANSION} times over; is it an alias bomb? Write the "
+                                     "repeated parts out, or repeat them less")])
+    if depth > MAX_DEPTH:
+        raise ScenarioError([Problem(label, 1, 1, f"YAML aliases nest the scenario deeper than {MAX_DEPTH} levels; "
+                                     "no scenario needs that: flatten it")])
+
+
+def _children(node) -> list:
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    return node.value if isinstance(node, yaml.SequenceNode) else []
 
 
 def lint(src: Source, now: float) -> list[Problem]:
@@ -209,6 +263,8 @@ def _rule_problems(i: int, rule: dict, src: Source):
             yield f"{at}/then", f"rules[{i}].then gives several answers ({', '.join(answers)}); keep one"
         if "body_file" in then and isinstance(then["body_file"], str):
             yield from _body_file_problems(i, then["body_file"], src)
+        if isinstance(then.get("headers"), dict):
+            yield from _header_problems(i, then["headers"])
         if "recommend" in then and isinstance(when, dict):
             endpoints = _as_set(when.get("endpoint", "any"))
             if "any" not in endpoints and not endpoints & RECOMMEND_ENDPOINTS:
@@ -222,6 +278,18 @@ def _rule_problems(i: int, rule: dict, src: Source):
                         compiled_regex(spec["regex"])
                     except re.error as exc:
                         yield f"{at}/when/{block}/{_escape(key)}/regex", f"rules[{i}].when.{block}.{key}: regex does not compile: {exc}"
+
+
+def _header_problems(i: int, headers: dict):
+    """Header names, framing headers and the fixed text of values (what templates fill in is checked per request)."""
+    for name, value in headers.items():
+        where = f"/rules/{i}/then/headers/{_escape(name)}"
+        problem = name_problem(name)
+        if problem is None and isinstance(value, str):
+            problem = value_problem(render(value, None))
+            problem = problem and f"{name}: the value {problem}"
+        if problem:
+            yield where, f"rules[{i}].then.headers: {problem}"
 
 
 def _body_file_problems(i, name: str, src: Source):

@@ -31,7 +31,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from mockcre.dialects import DIALECTS
-from mockcre.dialects.base import SECRET_FIELDS
+from mockcre.dialects.base import is_secret
 from mockcre.scenarios.matching import as_text, parse_path
 
 MIN_SECRET = 6  # a shorter "secret" would match too much of a reply to replace it safely
@@ -227,12 +227,23 @@ def templated(reply, body, echoed: tuple):
         found = _at(body, path)
         if found and isinstance(found[0], str) and found[0]:
             exact.setdefault(found[0], path)
-    secrets = {}
-    for field in SECRET_FIELDS:
-        value = body.get(field) if isinstance(body, dict) else None
-        if isinstance(value, str) and len(value) >= MIN_SECRET:
-            secrets[value] = field
+    secrets = {value: path for path, value in _secrets(body)}
     return _replace(reply, exact, secrets)
+
+
+def _secrets(node, path: str = ""):
+    """``(template path, value)`` of every secret field in a request body, in any case and at any depth."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            at = f"{path}.{key}" if path else str(key)
+            if is_secret(key):
+                if isinstance(value, str) and len(value) >= MIN_SECRET:
+                    yield at, value
+            else:
+                yield from _secrets(value, at)
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _secrets(value, f"{path}[{i}]")
 
 
 def _replace(node, exact: dict, secrets: dict):

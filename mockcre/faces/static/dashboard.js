@@ -1,0 +1,22 @@
+// The dashboard's only script, served from /__admin/static/ so the pages' Content-Security-Policy can
+// forbid inline script (an injected <script> would not run).
+"use strict";
+
+// Forms that change the mock (Reset, Load a scenario) ask before they send.
+document.querySelectorAll("form[data-confirm]").forEach(function (form) {
+  form.addEventListener("submit", function (event) {
+    if (!window.confirm(form.getAttribute("data-confirm"))) event.preventDefault();
+  });
+});
+
+// The journal refreshes its rows every 2 s while the box is ticked; the filters stay as they are.
+var auto = document.getElementById("auto");
+if (auto) {
+  setInterval(function () {
+    if (!auto.checked) return;
+    var params = new URLSearchParams(new FormData(document.getElementById("filters")));
+    params.set("partial", "1");
+    fetch("?" + params.toString()).then(function (r) { return r.text(); })
+      .then(function (html) { document.getElementById("rows").innerHTML = html; });
+  }, 2000);
+}

@@ -1,0 +1,78 @@
+"""Issue 22, point 1 in headless chromium: the response-splitting chain that took the admin over.
+
+A page on another origin auto-submits a ``text/plain`` form to ``/dm/service`` whose request_id carries
+CR/LF, a ``Content-Type: text/html`` header and a script that would reset the mock. The reply must be
+the -1 envelope as JSON, nothing of the injection may run, and the mock's scenarios and journal stay.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import requests
+from selenium.webdriver.support.ui import WebDriverWait
+
+from httpkit import TIMEOUT, dm_recommend
+
+from mockcre.testing import MockcreServer
+
+SPLITTING = {"name": "split", "rules": [{"name": "why", "when": {"endpoint": "dm.service"},
+                                         "then": {"headers": {"X-Why": "{{ request.request_id }}"}, "passthrough": True}}]}
+PAYLOAD = ("r1\r\nContent-Type: text/html\r\n\r\n<script>fetch('/__admin/reset?scenarios=1', {method: 'POST'})"
+           ".then(() => document.title = 'pwned')</script>")
+
+
+def script_text(text: str) -> str:
+    """``text`` as a JS string literal inside <script> (its own ``</script>`` must not end the element)."""
+    return json.dumps(text).replace("</", "<\\/")
+
+
+def attacking_page(mock_url: str) -> bytes:
+    """A text/plain form whose one field name and value rebuild a JSON body holding the payload."""
+    body = json.dumps(dm_recommend(request_id=PAYLOAD))
+    name, value = body[:-2] + '", "pad": "', '"}'  # name=value: the browser joins them with "="
+    return (f"<!doctype html><title>attacker</title><form id=f method=post enctype=text/plain "
+            f"action='{mock_url}/dm/service'><input type=hidden></form><script>"
+            f"const i = document.querySelector('input'); i.name = {script_text(name)}; i.value = {script_text(value)};"
+            "document.getElementById('f').submit();</script>").encode()
+
+
+@pytest.fixture
+def mock():
+    with MockcreServer(scenario=SPLITTING, allow_violations=True) as server:
+        yield server
+
+
+def test_a_cross_origin_form_cannot_split_the_reply_and_take_the_admin_over(browser, mock):
+    page = attacking_page(mock.url)
+
+    class Page(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's name
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
+
+        def log_message(self, *args):
+            pass
+
+    origin = ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    threading.Thread(target=origin.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    try:
+        browser.get(f"http://127.0.0.1:{origin.server_address[1]}/")
+        WebDriverWait(browser, 10).until(lambda b: b.current_url.endswith("/dm/service"), browser.page_source[:300])
+        time.sleep(0.5)  # time for an injected script to run, had one come through
+        assert browser.title != "pwned"
+        assert '"code":-1' in browser.page_source.replace(" ", "") and "reply header X-Why" in browser.page_source
+    finally:
+        origin.shutdown()
+        origin.server_close()
+    scenarios = requests.get(mock.url + "/__admin/scenarios", timeout=TIMEOUT).json()["scenarios"]
+    assert [s["name"] for s in scenarios] == ["split"]
+    entries = requests.get(mock.url + "/__admin/journal", timeout=TIMEOUT).json()["entries"]
+    assert entries and entries[-1]["scenario"][0]["refused"].startswith("reply header X-Why")
