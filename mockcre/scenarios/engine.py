@@ -22,7 +22,7 @@ from pathlib import Path
 from mockcre.auth import Accounts
 
 from .loader import ScenarioError, Source, check_source, dumps_body, read, resolve_inside
-from .matching import compiled_regex, matches, parse_path, render, values
+from .matching import Pattern, compiled_regex, parse_path, render
 
 log = logging.getLogger("mockcre.scenarios")
 
@@ -39,19 +39,9 @@ class Rule:
     matched: int = 0  # requests that met the rule's conditions (for times/after/every)
 
     def applies(self, endpoint: str, kind: str, body, headers: dict, state: str) -> bool:
-        when = self.when
-        if not _listed(when.get("endpoint", "any"), endpoint) or not _listed(when.get("kind", "any"), kind):
+        if "state" in self.when and self.when["state"] != state:
             return False
-        if "state" in when and when["state"] != state:
-            return False
-        for path, spec in when.get("match", {}).items():
-            if not matches(values(body, path), spec):
-                return False
-        for name, spec in when.get("headers", {}).items():
-            value = headers.get(name.lower())
-            if not matches([] if value is None else [value], spec):
-                return False
-        return True
+        return Pattern(self.when).applies(endpoint, kind, body, headers)
 
     def counted_in(self, rng: random.Random) -> bool:
         """Count this request; True when times/after/every/probability let the rule take it."""
@@ -64,10 +54,6 @@ class Rule:
         if "every" in when and n % when["every"]:
             return False
         return "probability" not in when or rng.random() < when["probability"]
-
-
-def _listed(spec, value) -> bool:
-    return spec == "any" or value == spec or (isinstance(spec, list) and ("any" in spec or value in spec))
 
 
 @dataclass
