@@ -98,13 +98,15 @@ class MockcreServer:
         return self
 
     def stop(self) -> None:
-        """Stop serving (what was received stays readable). Safe to call twice, or before :meth:`start`."""
+        """Stop serving (what was received stays readable): no thread of the server's and no file of its is left
+        open. Safe to call twice, or before :meth:`start`."""
         if self._stopped:
             return
         self._stopped = True
         if self.server is not None:
             self._count_new()
             self.server.stop()
+            self.service.close()  # the watcher thread, the journal and --state files
         if self._sock is not None:
             self._sock.close()
             self._sock = None

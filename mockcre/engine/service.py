@@ -13,6 +13,7 @@ import json
 import logging
 import threading
 import time
+import weakref
 import zlib
 from dataclasses import dataclass, field
 
@@ -138,6 +139,9 @@ class Exchange:
 
 
 class Service:
+    """The pipeline behind every face. ``close()`` stops the scenario watcher and closes the journal file and
+    the ``--state`` database; it is safe to call twice, and runs by itself when the service is collected."""
+
     def __init__(self, config: Config | dict | None = None):
         self.config = Config.from_mapping(config)
         self.store = Store()
@@ -148,6 +152,8 @@ class Service:
         for scenario in self.config.scenarios:
             self.scenarios.load(scenario)
         self.state = StateFile(self.config.state_file) if self.config.state_file else None
+        # Runs once: on close(), when the service is collected, or at interpreter exit (a serve worker).
+        self.close = weakref.finalize(self, _close_all, self.scenarios, self.journal, self.state)
         if self.state is not None:
             self._restore()
             self.config.clock.on_change = self.state.save_clock
@@ -286,6 +292,14 @@ class Service:
 _CODINGS = {"gzip": 31, "x-gzip": 31, "deflate": 15}  # zlib wbits: gzip header, zlib header
 _FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
 _UTF8 = ("utf-8", "utf8")
+
+
+def _close_all(scenarios, journal, state) -> None:
+    """What :meth:`Service.close` does: stop the scenario watcher, close the journal and SQLite files."""
+    scenarios.stop_watching()
+    journal.close()
+    if state is not None:
+        state.close()
 
 
 def decode_transport(raw: bytes, headers: dict, limit: int, strict: bool = False):

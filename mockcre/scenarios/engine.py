@@ -28,6 +28,7 @@ log = logging.getLogger("mockcre.scenarios")
 
 INITIAL_STATE = "Started"  # as in WireMock
 MAX_DELAY_MS = 60_000
+WATCH_RECHECK_S = 1.0  # how often the watcher looks whether the set of scenario folders changed
 
 
 @dataclass
@@ -166,6 +167,7 @@ class ScenarioEngine:
         self._scenarios: dict[str, Scenario] = {}
         self._lock = threading.RLock()
         self._watcher: threading.Thread | None = None
+        self._stop = threading.Event()
         self.accounts = self._base_accounts
         self.strict = False
 
@@ -271,16 +273,42 @@ class ScenarioEngine:
 
     # -- hot reload --------------------------------------------------------------------------
 
-    def watch(self, interval: float = 0.5) -> None:
-        """Reload changed scenario files in the background; a file that no longer lints keeps the old version."""
+    def watch(self) -> None:
+        """Reload changed scenario files in the background; a file that no longer lints keeps the old version.
+
+        The folders of the file-backed scenarios are watched with OS file events (watchfiles: inotify,
+        FSEvents), so an edit is seen at once and an idle server does no work; :meth:`stop_watching` ends it."""
         if self._watcher is None:
-            self._watcher = threading.Thread(target=self._watch_loop, args=(interval,), name="mockcre-watch", daemon=True)
+            self._stop = threading.Event()
+            self._watcher = threading.Thread(target=self._watch_loop, name="mockcre-watch", daemon=True)
             self._watcher.start()
 
-    def _watch_loop(self, interval: float) -> None:
-        while True:  # a daemon thread: it ends with the process
-            time.sleep(interval)
-            self.reload_changed()
+    def stop_watching(self, timeout: float = 5.0) -> None:
+        """End the watcher thread, if one runs, and wait for it."""
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            self._stop.set()
+            watcher.join(timeout)
+
+    def _watched_folders(self) -> set[str]:
+        with self._lock:
+            return {str(s.path.parent) for s in self._scenarios.values() if s.path is not None}
+
+    def _watch_loop(self) -> None:
+        from watchfiles import watch
+
+        while not self._stop.is_set():
+            folders = self._watched_folders()
+            if not folders:  # nothing on disk yet: look again when a scenario file may have been loaded
+                self._stop.wait(WATCH_RECHECK_S)
+                continue
+            self.reload_changed()  # an edit made before these folders were watched
+            for changes in watch(*folders, stop_event=self._stop, yield_on_timeout=True,
+                                 rust_timeout=int(WATCH_RECHECK_S * 1000), raise_interrupt=False):
+                if changes:
+                    self.reload_changed()
+                if self._watched_folders() != folders:  # a scenario file was loaded or unloaded
+                    break
 
     def reload_changed(self) -> list[str]:
         """Check every file-backed scenario once; returns the names reloaded."""
