@@ -7,6 +7,8 @@ Every process is bounded by a timeout and killed in ``finally``; ports are free 
 
 from __future__ import annotations
 
+from conftest import need_module
+
 import copy
 import json
 import re
@@ -384,7 +386,7 @@ def test_request_examples_validate_or_deviate_as_documented(document):
 
 @pytest.fixture(scope="module")
 def served_with_document(tmp_path_factory):
-    pytest.importorskip("schemathesis", reason="Schemathesis comes with the test extra: pip install -e '.[test]'")
+    need_module("schemathesis")
     folder = tmp_path_factory.mktemp("schemathesis")
     spec = folder / "openapi.json"
     done = run("openapi", "-o", str(spec))
@@ -456,7 +458,7 @@ def test_schemathesis_invalid_requests_get_documented_envelopes(served_with_docu
 
 @pytest.fixture(scope="module")
 def spec(tmp_path_factory, document) -> Path:
-    pytest.importorskip("schemathesis", reason="Schemathesis comes with the test extra: pip install -e '.[test]'")
+    need_module("schemathesis")
     path = tmp_path_factory.mktemp("examples") / "openapi.json"
     path.write_text(json.dumps(document, ensure_ascii=False), encoding="utf-8")
     return path
