@@ -422,6 +422,7 @@ def _no_color_env() -> dict:
     return {**os.environ, "NO_COLOR": "1"}
 
 
+@pytest.mark.slow
 def test_schemathesis_valid_requests_get_documented_replies(served_with_document):
     """Valid requests of every operation (the documents' examples, boundary values, fuzzed ones): every answer
     is HTTP 200, JSON, and valid against the reply-or-envelope schema; wrong methods get 405 with Allow."""
@@ -433,6 +434,7 @@ def test_schemathesis_valid_requests_get_documented_replies(served_with_document
     print(f"Schemathesis, valid requests: {cases} test cases passed")
 
 
+@pytest.mark.slow
 def test_schemathesis_invalid_requests_get_documented_envelopes(served_with_document):
     """Invalid requests: never a server error, and every answer is the dialect's documented envelope.
 
@@ -486,6 +488,7 @@ def _examples_phase(app, spec: Path, name: str, *args: str) -> tuple[int, str, d
     return code, output, sent
 
 
+@pytest.mark.slow
 def test_schemathesis_sends_every_example_and_mockcre_accepts_each(document, spec):
     """Every request example of every operation is sent (none skipped, /dm/data, /dm/service and / included), and
     mockcre answers none with code -1 or -2: HTTP 200 alone would prove nothing, the check reads the code."""
