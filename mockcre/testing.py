@@ -25,7 +25,6 @@ from mockcre.common import __version__
 from mockcre.common.text import plural
 from mockcre.pipeline.config import parse_origin
 
-META_FIELDS = ("kind", "dialect", "partition", "seq")
 CLOSEST_SHOWN = 3  # near misses spelled out by assert_called
 LISTED_SHOWN = 10  # requests listed in a failure message
 SCENARIO_SUFFIXES = ("", ".yaml", ".yml", ".json")
@@ -99,13 +98,15 @@ class MockcreServer:
         return self
 
     def stop(self) -> None:
-        """Stop serving (what was received stays readable). Safe to call twice, or before :meth:`start`."""
+        """Stop serving (what was received stays readable): no thread of the server's and no file of its is left
+        open. Safe to call twice, or before :meth:`start`."""
         if self._stopped:
             return
         self._stopped = True
         if self.server is not None:
             self._count_new()
             self.server.stop()
+            self.service.close()  # the watcher thread, the journal and --state files
         if self._sock is not None:
             self._sock.close()
             self._sock = None
@@ -320,18 +321,31 @@ class MockcreServer:
         """Assert that requests to ``endpoint`` with ``fields`` arrived: at least once, or exactly ``times``.
 
         ``endpoint``: a name (``cre.upload``, ``dm.service``…), a path (``/upload``) or ``"any"``.
-        ``fields``: ``user=``, ``item=`` (any user/item id the body names), ``kind=``, ``dialect=``,
-        ``code=`` (the reply's code), or a body field (see :func:`field_values`); ``a__b`` reaches into
-        ``a.b``. A value matches when equal (``"1"`` and ``1`` count as equal), when a compiled regex
-        matches, or when a callable returns true. Returns the matching entries. On failure the message
-        shows the closest requests side by side with what was expected."""
+        ``fields``: field path -> matcher in the request-matching language of a scenario's ``when.match``
+        (:mod:`mockcre.scenarios.matching`): ``user=``, ``item=`` (any user/item id the body names),
+        ``kind=``, ``dialect=``, ``code=`` (the reply's), or a body field, looked for at the top and in
+        each record the dialect nests; ``a__b`` is the path ``a.b``. A value matches when equal (``"1"``
+        and ``1`` count as equal), when an operator object holds (``{"regex": "^u"}``, ``{"gt": 3}``…),
+        when a compiled regex finds it, or when a callable returns true. Returns the matching entries.
+        On failure the message shows the closest requests side by side with what was expected."""
         __tracebackhide__ = True
-        names = None if endpoint in (None, "any", "*") else _endpoint_names(endpoint)
+        pattern, names = _pattern(endpoint, fields)
         entries = self.journal
-        matched = [e for e in entries if not _differences(e, names, fields)]
+        matched = pattern.select(entries)
         if (len(matched) >= 1) if times is None else (len(matched) == times):
             return matched
-        raise AssertionError(_near_miss(endpoint, names, times, fields, entries, matched, self.url))
+        raise AssertionError(_near_miss("assert_called", endpoint, names, times, fields, pattern, entries, matched,
+                                        self.url))
+
+    def assert_not_called(self, endpoint, **fields) -> None:
+        """Assert that no request to ``endpoint`` with ``fields`` arrived (the same language as
+        :meth:`assert_called`); on failure the message lists the ones that did."""
+        __tracebackhide__ = True
+        pattern, names = _pattern(endpoint, fields)
+        matched = pattern.select(self.journal)
+        if matched:
+            raise AssertionError(_near_miss("assert_not_called", endpoint, names, 0, fields, pattern, matched, matched,
+                                            self.url))
 
     def assert_no_violations(self, warnings: bool = False) -> None:
         """Assert that no request of this test broke the contract (``warnings=True``: nor drew a warning)."""
@@ -361,47 +375,6 @@ def tally_lines(tally: dict[str, dict]) -> list[str]:
             lines.append(f"  {name:<{width}}  {c['requests']:>8}  {c['with_violations']:>15}  {c['errors']:>6}  "
                          f"{c['warnings']:>8}")
     return lines
-
-
-# -- where a request's fields are ----------------------------------------------------------------
-
-
-def field_values(entry: dict, field: str) -> list:
-    """Every value of ``field`` in a journal entry: what ``assert_called(**fields)`` compares.
-
-    Meta fields (``kind``, ``dialect``…), ``user``/``item`` (the ids the body names), ``code`` (the
-    reply's), else body fields: at the top of the body and in every record a dialect nests
-    (:data:`mockcre.dialects.RECORD_PATHS`); ``a__b`` reaches into ``a.b``."""
-    if field in ("user", "users"):
-        return list(entry.get("users") or ())
-    if field in ("item", "items"):
-        return list(entry.get("items") or ())
-    if field in META_FIELDS:
-        return [entry.get(field)]
-    if field == "code":
-        reply = entry.get("reply")
-        return [reply.get("code")] if isinstance(reply, dict) else []
-    from mockcre.dialects import RECORD_PATHS
-    from mockcre.scenarios.matching import parse_path
-
-    body = entry.get("body")
-    parts = field.split("__")
-    found = list(_walk(body, parts))
-    if isinstance(body, dict):  # and in the records the dialects nest (a cre batch's data[*] and their item_action)
-        for records in RECORD_PATHS:
-            found += _walk(body, [p for p in parse_path(records) if p != "*"] + parts)
-    return found
-
-
-def _walk(node, parts):
-    if not parts:
-        yield node
-        return
-    if isinstance(node, list):
-        for element in node:
-            yield from _walk(element, parts)
-    elif isinstance(node, dict) and parts[0] in node:
-        yield from _walk(node[parts[0]], parts[1:])
 
 
 # -- helpers -----------------------------------------------------------------------------------
@@ -460,32 +433,15 @@ def _errors_of(entry: dict) -> list[dict]:
     return [v for v in entry.get("violations") or () if v.get("severity") == "error"]
 
 
-def _matches(value, expected) -> bool:
-    if isinstance(expected, re.Pattern):
-        return value is not None and not isinstance(value, (dict, list)) and expected.search(str(value)) is not None
-    if callable(expected):
-        try:
-            return bool(expected(value))
-        except Exception:
-            return False
-    if value == expected and type(value) is not bool and type(expected) is not bool:
-        return True
-    if isinstance(value, bool) or isinstance(expected, bool):
-        return value is expected
-    scalars = (str, int, float)
-    return isinstance(value, scalars) and isinstance(expected, scalars) and str(value) == str(expected)
+def _pattern(endpoint, fields: dict):
+    """The request pattern of ``assert_called(endpoint, **fields)``, and the endpoint names it means."""
+    from mockcre.scenarios.matching import Pattern
 
-
-def _differences(entry: dict, names, fields: dict) -> list[tuple]:
-    """(field, expected, received values) for each criterion the entry fails."""
-    out = []
-    if names is not None and entry.get("endpoint") not in names:
-        out.append(("endpoint", " or ".join(sorted(names)), [entry.get("endpoint")]))
-    for key, expected in fields.items():
-        got = field_values(entry, key)
-        if not any(_matches(v, expected) for v in got):
-            out.append((key, expected, got))
-    return out
+    names = None if endpoint in (None, "any", "*") else _endpoint_names(endpoint)
+    when = {"match": {key.replace("__", "."): expected for key, expected in fields.items()}}
+    if names is not None:
+        when["endpoint"] = sorted(names)
+    return Pattern(when), names
 
 
 def _show(value) -> str:
@@ -526,10 +482,10 @@ def _summary(entry: dict) -> str:
     return ", ".join(bits)
 
 
-def _near_miss(endpoint, names, times, fields, entries, matched, url) -> str:
+def _near_miss(asked, endpoint, names, times, fields, pattern, entries, matched, url) -> str:
     criteria = ", ".join([repr(endpoint)] + [f"{k}={_show(v)}" for k, v in fields.items()])
     wanted = "at least 1 matching request" if times is None else f"exactly {plural(times, 'matching request')}"
-    lines = [f"assert_called({criteria}): expected {wanted}, got {len(matched)}."]
+    lines = [f"{asked}({criteria}): expected {wanted}, got {len(matched)}."]
     if not entries:
         lines.append(f"mockcre received no requests at all since the test began (is the client pointed at {url}?)")
         return "\n".join(lines)
@@ -540,33 +496,35 @@ def _near_miss(endpoint, names, times, fields, entries, matched, url) -> str:
             lines.append(f"  … and {len(matched) - LISTED_SHOWN} more")
     others = [e for e in entries if e not in matched]
     if others and (times is None or len(matched) < times):
-        ranked = sorted(others, key=lambda e: (len(_differences(e, names, fields)), -e.get("seq", 0)))
+        ranked = pattern.closest(others, len(others))
         lines.append(f"Received {plural(len(entries), 'request')}; the closest that did not match:")
-        for entry in ranked[:CLOSEST_SHOWN]:
+        for entry, differing in ranked[:CLOSEST_SHOWN]:
             lines.append("")
-            lines += _side_by_side(entry, names, fields)
+            lines += _side_by_side(entry, names, fields, {field for field, _, _ in differing})
         if len(others) > CLOSEST_SHOWN:
             lines.append("")
             lines.append("Other requests received:")
-            lines += [f"  {_summary(e)}" for e in ranked[CLOSEST_SHOWN:CLOSEST_SHOWN + LISTED_SHOWN]]
+            lines += [f"  {_summary(e)}" for e, _ in ranked[CLOSEST_SHOWN:CLOSEST_SHOWN + LISTED_SHOWN]]
             rest = len(others) - CLOSEST_SHOWN - LISTED_SHOWN
             if rest > 0:
                 lines.append(f"  … and {rest} more")
     return "\n".join(lines)
 
 
-def _side_by_side(entry: dict, names, fields: dict) -> list[str]:
-    """WireMock-style: expected | received, one row per criterion, differing rows flagged."""
-    differing = {key for key, _, _ in _differences(entry, names, fields)}
+def _side_by_side(entry: dict, names, fields: dict, differing: set) -> list[str]:
+    """WireMock-style: expected | received, one row per criterion, the rows the pattern found differing flagged."""
+    from mockcre.scenarios.matching import entry_values
+
     rows = []
     if names is not None:
         rows.append(("endpoint", " or ".join(sorted(names)), str(entry.get("endpoint")), "endpoint" in differing))
     for key, expected in fields.items():
-        rows.append((key, _show(expected), _show_all(field_values(entry, key)), key in differing))
+        path = key.replace("__", ".")
+        rows.append((key, _show(expected), _show_all(entry_values(entry, path)), path in differing))
     left = [f"{key}: {expected}" for key, expected, _, _ in rows]
     width = max(len("expected"), *(len(text) for text in left)) if left else len("expected")
     right_width = max(len("received"), *(len(r[2]) for r in rows)) if rows else len("received")
-    out = [f"  {_summary(entry)}: {len(differing)} of {len(rows)} criteria differ",
+    out = [f"  {_summary(entry)}: {sum(r[3] for r in rows)} of {len(rows)} criteria differ",
            f"    {'expected':<{width}} | received"]
     for text, (_, _, received, bad) in zip(left, rows):
         out.append((f"    {text:<{width}} | {received:<{right_width}}" + ("   <<<<< differs" if bad else "")).rstrip())

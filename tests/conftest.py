@@ -3,11 +3,41 @@
 from __future__ import annotations
 
 import copy
+import importlib.util
+import os
 import shutil
 
 import pytest
 
 from mockcre.common.resources import load_schema
+
+
+def in_ci() -> bool:
+    """CI=true (GitHub Actions, GitLab, most CI services set it): every optional tool is installed there."""
+    return os.environ.get("CI", "").strip().lower() == "true"
+
+
+def need(found, what: str, install: str):
+    """An optional tool a test needs: ``found`` when it is there; else a skip saying what is missing and how to
+    install it, except in CI, where a missing tool is a failure (a skip there would hide an untested face)."""
+    if found:
+        return found
+    message = f"{what} is not installed ({install})"
+    if in_ci():
+        pytest.fail(f"{message}; CI=true, where every optional tool must be installed", pytrace=False)
+    pytest.skip(message)
+
+
+def need_tools(*names: str, install: str) -> list[str]:
+    """The paths of the programs ``names`` (see :func:`need`)."""
+    paths = [shutil.which(name) for name in names]
+    need(all(paths), " and ".join(n for n, p in zip(names, paths) if not p) or "", install)
+    return paths
+
+
+def need_module(name: str, install: str = "pip install -e '.[test]'") -> None:
+    """A Python module of the test extra (see :func:`need`)."""
+    need(importlib.util.find_spec(name) is not None, f"the Python module {name}", install)
 
 
 @pytest.fixture
@@ -26,8 +56,7 @@ def browser():
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service as ChromeService
 
-    chromium, chromedriver = shutil.which("chromium"), shutil.which("chromedriver")
-    assert chromium and chromedriver, "the browser tests need Debian's chromium and chromium-driver (see the README)"
+    chromium, chromedriver = need_tools("chromium", "chromedriver", install="apt-get install chromium chromium-driver")
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
     for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

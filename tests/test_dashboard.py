@@ -41,3 +41,42 @@ def test_pages_filter_escape_and_explain():
         assert "mockcre data-quality report" in requests.get(srv.url + "/__admin/report?format=text", timeout=5).text
         store = requests.get(srv.url + "/__admin/store", timeout=5).text
         assert "cre/prod" in store and "&lt;i&gt;x&lt;/i&gt;" in store
+
+
+def test_the_pattern_box_filters_in_the_request_matching_language():
+    """A plain GET form: ?where= takes a scenario's when as JSON; a bad one is explained on the page, escaped."""
+    import json
+
+    with ThreadedServer(create_app({})) as srv:
+        for uid in ("u1", "u2", "x1"):
+            requests.post(srv.url + "/query", json={"user_id": uid}, timeout=5)
+        page = lambda where: requests.get(srv.url + "/__admin/", params={"where": where}, timeout=5)  # noqa: E731
+        shown = page(json.dumps({"match": {"user_id": {"regex": "^u"}}})).text
+        assert shown.count('id="req-') == 2 and 'id="req-1"' in shown and 'id="req-2"' in shown
+        assert 'name="where"' in shown and "&#34;regex&#34;" in shown  # the box keeps what was typed, escaped
+        unanchored = page(json.dumps({"match": {"user_id": {"regex": "1"}}})).text
+        assert unanchored.count('id="req-') == 2 and 'id="req-3"' in unanchored
+        bad = page('{"match": {"user_id": {"regex": "(a)\\\\1"}}, "x": "<b>"}')
+        assert bad.status_code == 200 and 'id="pattern-problem"' in bad.text and bad.text.count('id="req-') == 0
+        assert "x: not a request condition" in bad.text
+        assert "RE2" in page('{"match": {"user_id": {"regex": "(a)\\\\1"}}}').text
+        assert "Not a request pattern" in page("{not json").text
+
+
+def test_the_report_reads_the_journal_without_holding_the_store_lock(monkeypatch):
+    """The store lock is taken for the store's part only: the journal (up to 32 MiB) is parsed outside it."""
+    from mockcre.tools import quality
+
+    held = []
+    with ThreadedServer(create_app({})) as srv:
+        service = srv.app.extensions["mockcre"]
+        lock = service.store.lock
+
+        def noting(where, what):
+            return lambda *a, **k: (held.append((where, lock._is_owned())), what(*a, **k))[1]
+
+        monkeypatch.setattr(service.journal, "entries", noting("journal", service.journal.entries))
+        monkeypatch.setattr(quality, "_item_reports", noting("journal", quality._item_reports))
+        monkeypatch.setattr(quality, "_items_held", noting("store", quality._items_held))
+        assert requests.get(srv.url + "/__admin/report", timeout=5).status_code == 200
+    assert ("store", True) in held and ("journal", False) in held and ("journal", True) not in held, held

@@ -7,6 +7,8 @@ Every process is bounded by a timeout and killed in ``finally``; ports are free 
 
 from __future__ import annotations
 
+from conftest import need_module
+
 import copy
 import json
 import re
@@ -29,6 +31,8 @@ from mockcre.common.resources import load_schema, schema_names
 from mockcre.faces.server import ThreadedServer
 
 from test_serve_cli import Served, run
+
+ADMIN_PATHS = ("/__admin/requests/find", "/__admin/requests/count")
 
 API_SCHEMAS = [n for n in schema_names() if n != "scenario"]
 REQUEST_SCHEMAS = {"cre.upload": {"cre.item", "cre.action"}, "cre.test_upload": {"cre.item", "cre.action"},
@@ -79,8 +83,11 @@ def _component(name: str) -> str:
 
 
 def _media(document: dict):
-    """(path, "request" or "reply", the media object, the pointer to its schema) of every operation."""
+    """(path, "request" or "reply", the media object, the pointer to its schema) of every Tencent operation
+    (the admin reads: test_the_admin_reads_answer_as_documented)."""
     for path, item in document["paths"].items():
+        if path in ADMIN_PATHS:
+            continue
         for where, tokens in MEDIA.items():
             media = item["post"]
             for token in (*tokens, "content", "application/json"):
@@ -98,7 +105,7 @@ def test_openapi_command_writes_a_valid_document(tmp_path, name):
     out = tmp_path / name
     done = run("openapi", "-o", str(out))
     assert done.returncode == 0, done.stderr
-    assert "7 paths" in done.stderr
+    assert f"{len(PATHS) + len(ADMIN_PATHS)} paths" in done.stderr
     text = out.read_text(encoding="utf-8")
     document = json.loads(text) if name.endswith(".json") else yaml.safe_load(text)
     assert document == json.loads(json.dumps(build()))  # the same document in either format
@@ -186,7 +193,7 @@ def test_lenient_keywords_are_kept_as_extensions(document):
 
 
 def test_every_path_with_its_request_and_replies(document):
-    assert set(document["paths"]) == set(PATHS)
+    assert set(document["paths"]) == set(PATHS) | set(ADMIN_PATHS)
     for path, endpoint in PATHS.items():
         item = document["paths"][path]
         assert set(item) == {"post", "servers"} | ({"description"} if endpoint in ("dm.data", "dm.service") else set())
@@ -200,6 +207,42 @@ def test_every_path_with_its_request_and_replies(document):
         envelope = "cre.error-envelope" if endpoint.startswith("cre") else "dm.error-response"
         assert {"$ref": f"#/components/schemas/{envelope}"} in reply["oneOf"], path
     assert document["components"]["responses"]["MethodNotAllowed"]["headers"]["Allow"]
+
+
+def test_the_admin_reads_answer_as_documented(document):
+    """find and count, over real HTTP: each answer (a match, near misses, a count, a bad pattern) validates
+    against the document's reply schema for its status, and each pattern sent against RequestPattern."""
+    import requests
+
+    server = ThreadedServer(create_app({})).start()
+    try:
+        requests.post(server.url + "/query", json={"user_id": "u1"}, timeout=10)
+        pattern = document["paths"][ADMIN_PATHS[0]]["post"]["requestBody"]["content"]["application/json"][
+            "examples"]["pattern"]["value"]
+        near_miss = {"match": {"user_id": "u2"}}
+        for path, body, status in [(ADMIN_PATHS[0], pattern, 200), (ADMIN_PATHS[0], near_miss, 200),
+                                   (ADMIN_PATHS[1], pattern, 200), (ADMIN_PATHS[1], {"kind": 3}, 400),
+                                   (ADMIN_PATHS[0], {"match": {"x": {"regex": "(?=a)"}}}, 400)]:
+            if status == 200:
+                _validate_in(document, body, {"$ref": "#/components/schemas/RequestPattern"})
+            resp = requests.post(server.url + path, json=body, timeout=10)
+            assert resp.status_code == status, resp.text
+            operation = document["paths"][path]["post"]
+            assert operation["tags"] == ["admin"]
+            _validate_in(document, resp.json(), operation["responses"][str(status)]["content"]["application/json"]["schema"])
+        assert requests.post(server.url + ADMIN_PATHS[0], json=near_miss, timeout=10).json()["near_misses"]
+        for path in ADMIN_PATHS:  # the examples Prism would answer with
+            reply = document["paths"][path]["post"]["responses"]["200"]["content"]["application/json"]
+            _validate_in(document, reply["examples"]["answer"]["value"], reply["schema"])
+    finally:
+        server.stop()
+
+
+def _validate_in(document, instance, schema) -> None:
+    """Validate against a schema of the document whose $refs point into the document."""
+    resolved = json.loads(json.dumps(schema).replace('"#/components/', '"urn:doc#/components/'))
+    registry = Registry().with_resource("urn:doc", Resource(contents=document, specification=DRAFT202012))
+    jsonschema.Draft202012Validator(resolved, registry=registry).validate(instance)
 
 
 def test_servers_name_the_real_hosts_and_a_local_mock(document):
@@ -343,7 +386,7 @@ def test_request_examples_validate_or_deviate_as_documented(document):
 
 @pytest.fixture(scope="module")
 def served_with_document(tmp_path_factory):
-    pytest.importorskip("schemathesis", reason="Schemathesis comes with the test extra: pip install -e '.[test]'")
+    need_module("schemathesis")
     folder = tmp_path_factory.mktemp("schemathesis")
     spec = folder / "openapi.json"
     done = run("openapi", "-o", str(spec))
@@ -360,6 +403,7 @@ def _schemathesis(url: str, spec: Path, folder: Path, *args: str, hooks: bool = 
     """``st run`` bounded in time, with mockcre's check loaded if ``hooks``; returns (exit code, output, test cases
     generated)."""
     command = [sys.executable, "-m", "schemathesis.cli", "run", str(spec), "--url", url, "--seed", "1",
+               "--exclude-tag", "admin",  # the Tencent contract; tests/test_matching.py drives the admin reads
                "--max-examples", "3", "--workers", "2", "--request-timeout", "5", "--no-color", *args]
     try:
         env = _no_color_env() | ({"SCHEMATHESIS_HOOKS": "mockcre.schemathesis_hooks"} if hooks else {})
@@ -378,6 +422,7 @@ def _no_color_env() -> dict:
     return {**os.environ, "NO_COLOR": "1"}
 
 
+@pytest.mark.slow
 def test_schemathesis_valid_requests_get_documented_replies(served_with_document):
     """Valid requests of every operation (the documents' examples, boundary values, fuzzed ones): every answer
     is HTTP 200, JSON, and valid against the reply-or-envelope schema; wrong methods get 405 with Allow."""
@@ -389,6 +434,7 @@ def test_schemathesis_valid_requests_get_documented_replies(served_with_document
     print(f"Schemathesis, valid requests: {cases} test cases passed")
 
 
+@pytest.mark.slow
 def test_schemathesis_invalid_requests_get_documented_envelopes(served_with_document):
     """Invalid requests: never a server error, and every answer is the dialect's documented envelope.
 
@@ -414,7 +460,7 @@ def test_schemathesis_invalid_requests_get_documented_envelopes(served_with_docu
 
 @pytest.fixture(scope="module")
 def spec(tmp_path_factory, document) -> Path:
-    pytest.importorskip("schemathesis", reason="Schemathesis comes with the test extra: pip install -e '.[test]'")
+    need_module("schemathesis")
     path = tmp_path_factory.mktemp("examples") / "openapi.json"
     path.write_text(json.dumps(document, ensure_ascii=False), encoding="utf-8")
     return path
@@ -442,6 +488,7 @@ def _examples_phase(app, spec: Path, name: str, *args: str) -> tuple[int, str, d
     return code, output, sent
 
 
+@pytest.mark.slow
 def test_schemathesis_sends_every_example_and_mockcre_accepts_each(document, spec):
     """Every request example of every operation is sent (none skipped, /dm/data, /dm/service and / included), and
     mockcre answers none with code -1 or -2: HTTP 200 alone would prove nothing, the check reads the code."""

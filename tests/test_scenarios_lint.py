@@ -122,6 +122,14 @@ rules:
         X-Mode: {regex: "*oops"}  # <- HERE
     then: {code: -1}
 """, "*oops", ["regex", "compile"]),
+    ("regex-re2-refuses-lookahead", """\
+name: regex
+rules:
+  - when:
+      match:
+        uid: {regex: "^(?!bot)u"}  # <- HERE
+    then: {code: -1}
+""", "^(?!bot)u", ["RE2", "lookaround"]),
     ("unreachable-after-catch-all", """\
 name: dead
 rules:
@@ -237,6 +245,7 @@ FIXES = {
     "unknown-endpoint-in-list": ("dm.servce", "dm.service"), "unknown-kind": ("items", "item"),
     "then-does-nothing": ("msg:", "code: -1\n      msg:"), "then-empty": ("{}", "{code: -3}"),
     "regex-does-not-compile": ("user-([", "user-[a-z]"), "header-regex-does-not-compile": ("*oops", ".*oops"),
+    "regex-re2-refuses-lookahead": ("^(?!bot)u", "^[^b]u"),
     "unreachable-after-catch-all": ("endpoint: any}", "endpoint: any, match: {uid: x}}"),
     "unreachable-after-endpoint-catch-all": ("dm.data]}", "dm.data], match: {uid: x}}"),
     "duplicate-key": ("when: {match: {uid: b}}", "name: once"),

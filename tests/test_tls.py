@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import shutil
 import signal
 import socket
 import ssl
@@ -27,11 +26,17 @@ from mockcre.faces import tls
 from mockcre.faces.server import ThreadedServer
 
 from httpkit import TIMEOUT, cre_item, cre_query, cre_upload, dm_item, dm_recommend, free_port, start, stop_soon
+from conftest import need_tools
 from servekit import ServeProcess, run_cli, started_servers
 
 CRE_HOST = "sdtj.y.qq.com"
 
-needs_curl = pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+needs_curl = pytest.mark.usefixtures("curl_installed")
+
+
+@pytest.fixture
+def curl_installed() -> str:
+    return need_tools("curl", install="apt-get install curl")[0]
 
 
 class HttpsServe(ServeProcess):
@@ -297,9 +302,9 @@ public class Post {
 """
 
 
-@pytest.mark.skipif(shutil.which("java") is None or shutil.which("keytool") is None, reason="no JDK")
 def test_a_java_client_trusts_the_ca_by_the_printed_keytool_line(https_serve, tmp_path):
     """A stock HttpURLConnection dials the real host name (a hosts file for the JVM only) and verifies."""
+    need_tools("java", "keytool", install="apt-get install default-jdk-headless")
     server = https_serve()
     java_lines = [line.split("Java:", 1)[1] for line in server.stdout().splitlines() if "Java:" in line]
     imported = subprocess.run(java_lines[0], shell=True, cwd=tmp_path, capture_output=True, text=True, timeout=60)

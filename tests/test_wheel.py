@@ -57,6 +57,9 @@ def readme_test_block() -> str:
     return block
 
 
+pytestmark = pytest.mark.slow  # builds and installs a wheel into a fresh venv
+
+
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory):
     """(venv's bin folder, a user's folder outside the checkout, the wheel's path)."""

@@ -10,6 +10,12 @@ DIALECTS = {"cre": cre.DIALECT, "dm": dm.DIALECT}
 RECORD_PATHS = tuple(path for adapter in DIALECTS.values() for path in adapter.record_paths)
 
 
+def record_paths(endpoint: str | None = None) -> tuple:
+    """Where the body of ``endpoint`` nests records a field path may mean; every dialect's when unknown."""
+    dialect = DIALECTS.get(endpoint.split(".", 1)[0]) if isinstance(endpoint, str) else None
+    return dialect.record_paths if dialect else RECORD_PATHS
+
+
 def for_endpoint(endpoint: str):
     """The adapter that serves an endpoint name such as ``cre.test_query`` or ``dm.data``."""
     return DIALECTS[endpoint.split(".", 1)[0]]

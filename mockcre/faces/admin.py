@@ -1,6 +1,6 @@
 """``/__admin``: look inside the running fake and steer it.
 
-health, journal (GET with filters, DELETE), reset, scenarios (GET / POST / DELETE) and state
+health, journal (GET with filters, DELETE), requests/find and requests/count (POST a pattern), reset, scenarios (GET / POST / DELETE) and state
 (paginated), JSON throughout. When the app's ``admin_token`` is set, every call needs
 ``Authorization: Bearer <token>`` (compared in constant time) and gets 401 otherwise; ``mockcre
 serve`` refuses a non-loopback ``--host`` without one. Before the token, web pages are kept out
@@ -10,6 +10,7 @@ serve`` refuses a non-loopback ``--host`` without one. Before the token, web pag
 from __future__ import annotations
 
 import hmac
+import json
 from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, redirect, request
@@ -28,10 +29,15 @@ WRITES = {"POST", "PUT", "PATCH", "DELETE"}
 STATE_LIMIT = 100  # default page of /__admin/state
 STATE_MAX_LIMIT = 1_000
 USER_ACTIONS = 20  # newest actions shown per user
+NEAR_MISSES = 3  # closest entries /requests/find shows when none match, as assert_called does
 
 
 class BadRequest(Exception):
-    """A query parameter that cannot be read: answered 400 with the message."""
+    """A query parameter or body that cannot be read: answered 400 with the message (and ``field``, when known)."""
+
+    def __init__(self, message: str, **extra):
+        super().__init__(message)
+        self.extra = extra
 
 
 def _service():
@@ -44,7 +50,7 @@ def _json_error(status: int, message: str, **extra):
 
 @blueprint.errorhandler(BadRequest)
 def _bad_request(exc: BadRequest):
-    return _json_error(400, str(exc))
+    return _json_error(400, str(exc), **exc.extra)
 
 
 def _is_admin(path: str) -> bool:
@@ -184,8 +190,12 @@ def health():
 @blueprint.get("/journal")
 def journal():
     """Entries, newest last. Filters: endpoint (repeatable or comma-separated), dialect, kind, user,
-    item, has_violations, has_errors, since, until (epoch seconds or ISO 8601), after_seq, limit."""
+    item, has_violations, has_errors, since, until (epoch seconds or ISO 8601), after_seq, limit, and
+    ``where``: a request pattern as JSON (a scenario's ``when``, as ``POST /__admin/requests/find`` takes)."""
     journal = _service().journal
+    where = request.args.get("where", "").strip()
+    pattern = _pattern(where, "?where") if where else None
+    limit = _int("limit", None)
     endpoints = [name for value in request.args.getlist("endpoint") for name in value.split(",") if name]
     entries = journal.query(
         endpoints or None,
@@ -198,9 +208,58 @@ def journal():
         since=_time("since"),
         until=_time("until"),
         after_seq=_int("after_seq", None),
-        limit=_int("limit", None),
+        limit=None if pattern else limit,
     )
+    if pattern:
+        entries = pattern.select(entries)
+        if limit is not None:
+            entries = entries[-limit:] if limit > 0 else []
     return {"count": len(entries), **{k: v for k, v in journal.stats().items() if k != "file"}, "entries": entries}
+
+
+def _pattern(text, where: str = ""):
+    """A request pattern from JSON text (``where``: the query parameter it came in, if any);
+    :class:`BadRequest` naming the field when it is not one."""
+    from mockcre.scenarios.matching import Pattern, PatternError
+
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise BadRequest(f"{where or 'the body'} is not JSON ({exc}); send a scenario's when object, "
+                         'e.g. {"endpoint": "cre.query", "match": {"user_id": "u1"}}') from None
+    try:
+        return Pattern.checked(data)
+    except PatternError as exc:
+        raise BadRequest(f"{where}: {exc}" if where else str(exc), field=exc.field) from None
+
+
+def _pattern_body():
+    limit = _service().config.max_body_bytes
+    raw = request.stream.read(limit + 1)
+    if len(raw) > limit:
+        raise BadRequest(f"a pattern body may have at most {limit:,} bytes (mockcre serve --max-body-bytes)")
+    return _pattern(raw or b"{}")
+
+
+@blueprint.post("/requests/find")
+def find_requests():
+    """Journal entries that match a pattern (a scenario's ``when`` as JSON); when none do, the closest
+    ones with the fields that differ. A read with a body: changes nothing, but is refused cross-site
+    like the writes (a foreign page has no use for it and could only spend the mock's CPU)."""
+    pattern = _pattern_body()
+    entries = _service().journal.query()
+    found = pattern.select(entries)
+    if found:
+        return {"count": len(found), "entries": found}
+    near = [{"entry": entry, "differences": [{"field": f, "expected": x, "received": r} for f, x, r in differs]}
+            for entry, differs in pattern.closest(entries, NEAR_MISSES)]
+    return {"count": 0, "entries": [], "near_misses": near}
+
+
+@blueprint.post("/requests/count")
+def count_requests():
+    """``{"count": N}``: how many journal entries match a pattern (see :func:`find_requests`)."""
+    return {"count": len(_pattern_body().select(_service().journal.query()))}
 
 
 @blueprint.delete("/journal")

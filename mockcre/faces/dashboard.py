@@ -19,6 +19,7 @@ from mockcre.tools import quality
 from mockcre.common.domain import GLOBAL_POOL
 from mockcre.model.recommend import RecRequest, rank
 from mockcre.scenarios import ScenarioError
+from mockcre.scenarios.matching import Pattern
 
 blueprint = Blueprint("dashboard", __name__, template_folder="templates", static_folder="static")
 PAGE = 100
@@ -63,8 +64,8 @@ def _mock_clock():
 
 
 def report_of(service) -> quality.Report:
-    with service.store.lock:
-        return quality.analyse(service.store, service.journal.entries(), service.config.clock())
+    """The live report: the journal is read and parsed before the store lock is taken (requests keep flowing)."""
+    return quality.analyse(service.store, service.journal.entries(), service.config.clock(), lock=service.store.lock)
 
 
 @blueprint.get("/report")
@@ -87,13 +88,21 @@ def journal_page():
     endpoint = request.args.get("endpoint") or None
     user = (request.args.get("user") or "").strip()
     only_bad = request.args.get("violations") == "1"
+    where = (request.args.get("where") or "").strip()
     entries = service.journal.entries(endpoint=endpoint, has_violations=True if only_bad else None)
     if user:
         entries = [e for e in entries if user in e.get("users", ())]
+    pattern_problem = None
+    if where:
+        try:
+            entries = Pattern.checked(json.loads(where)).select(entries)
+        except ValueError as exc:  # not JSON, or a PatternError
+            pattern_problem, entries = f"Not a request pattern: {exc}", []
     entries = list(reversed(entries))[:PAGE]
     template = "_journal_rows.html" if request.args.get("partial") else "dashboard_journal.html"
-    return render_template(template, entries=entries, endpoint=endpoint, user=user, only_bad=only_bad,
-                           endpoints=_endpoints(), tab="journal", scenarios=service.scenarios.describe(),
+    return render_template(template, entries=entries, endpoint=endpoint, user=user, only_bad=only_bad, where=where,
+                           pattern_problem=pattern_problem, endpoints=_endpoints(), tab="journal",
+                           scenarios=service.scenarios.describe(),
                            message=_notices().get(request.args.get("notice", "")))
 
 

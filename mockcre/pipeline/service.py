@@ -12,6 +12,7 @@ import json
 import logging
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 
 from mockcre.common import domain, jsontext, memory
@@ -137,6 +138,9 @@ class Exchange:
 
 
 class Service:
+    """The pipeline behind every face. ``close()`` stops the scenario watcher and closes the journal file and
+    the ``--state`` database; it is safe to call twice, and runs by itself when the service is collected."""
+
     def __init__(self, config: Config | dict | None = None):
         self.config = Config.from_mapping(config)
         self.store = Store()
@@ -147,6 +151,8 @@ class Service:
         for scenario in self.config.scenarios:
             self.scenarios.load(scenario)
         self.state = StateFile(self.config.state_file) if self.config.state_file else None
+        # Runs once: on close(), when the service is collected, or at interpreter exit (a serve worker).
+        self.close = weakref.finalize(self, _close_all, self.scenarios, self.journal, self.state)
         if self.state is not None:
             self._restore()
             self.config.clock.on_change = self.state.save_clock
@@ -287,6 +293,14 @@ class Service:
             "latency_ms": round((time.perf_counter() - started) * 1000, 3),
             **extra,
         })
+
+
+def _close_all(scenarios, journal, state) -> None:
+    """What :meth:`Service.close` does: stop the scenario watcher, close the journal and SQLite files."""
+    scenarios.stop_watching()
+    journal.close()
+    if state is not None:
+        state.close()
 
 
 def _json_reply(reply: dict) -> Reply:

@@ -15,7 +15,6 @@ import os
 import random
 import re
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,13 +22,14 @@ from mockcre.contracts.auth import Accounts
 from mockcre.common.domain import CODE_FORMAT_ERROR
 
 from .loader import ScenarioError, Source, check_source, dumps_body, read, resolve_inside
-from .matching import compiled_regex, matches, parse_path, render, values
+from .matching import Pattern, compiled_regex, parse_path, render
 from .reply_headers import value_problem
 
 log = logging.getLogger("mockcre.scenarios")
 
 INITIAL_STATE = "Started"  # as in WireMock
 MAX_DELAY_MS = 60_000
+WATCH_RECHECK_S = 1.0  # how often the watcher looks whether the set of scenario folders changed
 
 
 @dataclass
@@ -41,19 +41,9 @@ class Rule:
     matched: int = 0  # requests that met the rule's conditions (for times/after/every)
 
     def applies(self, endpoint: str, kind: str, body, headers: dict, state: str) -> bool:
-        when = self.when
-        if not _listed(when.get("endpoint", "any"), endpoint) or not _listed(when.get("kind", "any"), kind):
+        if "state" in self.when and self.when["state"] != state:
             return False
-        if "state" in when and when["state"] != state:
-            return False
-        for path, spec in when.get("match", {}).items():
-            if not matches(values(body, path), spec):
-                return False
-        for name, spec in when.get("headers", {}).items():
-            value = headers.get(name.lower())
-            if not matches([] if value is None else [value], spec):
-                return False
-        return True
+        return Pattern(self.when).applies(endpoint, kind, body, headers)
 
     def counted_in(self, rng: random.Random) -> bool:
         """Count this request; True when times/after/every/probability let the rule take it."""
@@ -66,10 +56,6 @@ class Rule:
         if "every" in when and n % when["every"]:
             return False
         return "probability" not in when or rng.random() < when["probability"]
-
-
-def _listed(spec, value) -> bool:
-    return spec == "any" or value == spec or (isinstance(spec, list) and ("any" in spec or value in spec))
 
 
 @dataclass
@@ -193,6 +179,7 @@ class ScenarioEngine:
         self._scenarios: dict[str, Scenario] = {}
         self._lock = threading.RLock()
         self._watcher: threading.Thread | None = None
+        self._stop = threading.Event()
         self.accounts = self._base_accounts
         self.strict = False
 
@@ -298,16 +285,42 @@ class ScenarioEngine:
 
     # -- hot reload --------------------------------------------------------------------------
 
-    def watch(self, interval: float = 0.5) -> None:
-        """Reload changed scenario files in the background; a file that no longer lints keeps the old version."""
+    def watch(self) -> None:
+        """Reload changed scenario files in the background; a file that no longer lints keeps the old version.
+
+        The folders of the file-backed scenarios are watched with OS file events (watchfiles: inotify,
+        FSEvents), so an edit is seen at once and an idle server does no work; :meth:`stop_watching` ends it."""
         if self._watcher is None:
-            self._watcher = threading.Thread(target=self._watch_loop, args=(interval,), name="mockcre-watch", daemon=True)
+            self._stop = threading.Event()
+            self._watcher = threading.Thread(target=self._watch_loop, name="mockcre-watch", daemon=True)
             self._watcher.start()
 
-    def _watch_loop(self, interval: float) -> None:
-        while True:  # a daemon thread: it ends with the process
-            time.sleep(interval)
-            self.reload_changed()
+    def stop_watching(self, timeout: float = 5.0) -> None:
+        """End the watcher thread, if one runs, and wait for it."""
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            self._stop.set()
+            watcher.join(timeout)
+
+    def _watched_folders(self) -> set[str]:
+        with self._lock:
+            return {str(s.path.parent) for s in self._scenarios.values() if s.path is not None}
+
+    def _watch_loop(self) -> None:
+        from watchfiles import watch
+
+        while not self._stop.is_set():
+            folders = self._watched_folders()
+            if not folders:  # nothing on disk yet: look again when a scenario file may have been loaded
+                self._stop.wait(WATCH_RECHECK_S)
+                continue
+            self.reload_changed()  # an edit made before these folders were watched
+            for changes in watch(*folders, stop_event=self._stop, yield_on_timeout=True,
+                                 rust_timeout=int(WATCH_RECHECK_S * 1000), raise_interrupt=False):
+                if changes:
+                    self.reload_changed()
+                if self._watched_folders() != folders:  # a scenario file was loaded or unloaded
+                    break
 
     def reload_changed(self) -> list[str]:
         """Check every file-backed scenario once; returns the names reloaded."""

@@ -14,7 +14,7 @@ from mockcre.contracts.schema_check import schema_violations
 from mockcre.common.resources import scenarios_dir
 
 from . import fixtures
-from .matching import compiled_regex, render
+from .matching import regex_problem, render
 from .reply_headers import name_problem, value_problem
 
 ANSWERS = ("code", "recommend", "status", "body", "body_file", "fault", "passthrough")
@@ -273,11 +273,9 @@ def _rule_problems(i: int, rule: dict, src: Source):
     if isinstance(when, dict):
         for block in ("match", "headers"):
             for key, spec in (when.get(block) or {}).items() if isinstance(when.get(block), dict) else ():
-                if isinstance(spec, dict) and isinstance(spec.get("regex"), str):
-                    try:
-                        compiled_regex(spec["regex"])
-                    except re.error as exc:
-                        yield f"{at}/when/{block}/{_escape(key)}/regex", f"rules[{i}].when.{block}.{key}: regex does not compile: {exc}"
+                problem = regex_problem(spec["regex"]) if isinstance(spec, dict) and isinstance(spec.get("regex"), str) else None
+                if problem:
+                    yield f"{at}/when/{block}/{_escape(key)}/regex", f"rules[{i}].when.{block}.{key}: {problem}"
 
 
 def _header_problems(i: int, headers: dict):

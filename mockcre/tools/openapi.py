@@ -68,7 +68,8 @@ HTTP_ERROR = {
                    "Protocol errors are never answered this way: they are HTTP 200 with the dialect's envelope.",
     "type": "object",
     "required": ["error", "status", "message"],
-    "properties": {"error": {"type": "string"}, "status": {"type": "integer"}, "message": {"type": "string"}},
+    "properties": {"error": {"type": "string"}, "status": {"type": "integer"}, "message": {"type": "string"},
+                   "field": {"type": "string", "description": "the condition of a request pattern at fault"}},
 }
 
 
@@ -222,6 +223,59 @@ def _operation(endpoint: str) -> dict:
     }
 
 
+_MATCHER = {"description": "A scalar (equal as text: 1 matches \"1\"), or operators that must all hold: equals, regex "
+                              "(RE2, a search: anchor with ^...$ for the whole value), contains, in, gt, gte, lt, lte, "
+                              "present.",
+            "oneOf": [{"type": ["string", "number", "boolean", "null"]},
+                      {"type": "object", "minProperties": 1, "additionalProperties": False, "properties": {
+                          "equals": {"type": ["string", "number", "boolean", "null"]}, "regex": {"type": "string"},
+                          "contains": {"type": "string"}, "present": {"type": "boolean"},
+                          "in": {"type": "array", "items": {"type": ["string", "number", "boolean", "null"]}},
+                          **{op: {"type": "number"} for op in ("gt", "gte", "lt", "lte")}}}]}
+_NAMES = {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}]}
+REQUEST_PATTERN = {
+    "title": "request pattern",
+    "description": "A scenario rule's when, as JSON: every condition given must hold (docs/scenarios.md). On the "
+                   "journal, match also reaches the entry's own user, item, code, kind, dialect, partition and seq.",
+    "type": "object", "additionalProperties": False,
+    "properties": {"endpoint": {**_NAMES, "description": "cre.query, dm.service…, a list, or any"},
+                   "kind": {**_NAMES, "description": "item, action, query, recommend, a list, or any"},
+                   "match": {"type": "object", "additionalProperties": _MATCHER,
+                             "description": "field path (data[*].uid) -> matcher"},
+                   "headers": {"type": "object", "additionalProperties": _MATCHER,
+                               "description": "header name (any case) -> matcher"}},
+}
+PATTERN_EXAMPLE = {"endpoint": "cre.query", "match": {"user_id": "u1"}}
+_ENTRIES = {"type": "array", "items": {"type": "object", "description": "a journal entry (docs/endpoints.md#the-journal)"}}
+_FOUND = {
+    "type": "object", "required": ["count", "entries"],
+    "properties": {
+        "count": {"type": "integer", "minimum": 0}, "entries": _ENTRIES,
+        "near_misses": {"description": "Only when nothing matches: the closest entries and the conditions they fail.",
+                        "type": "array", "items": {"type": "object", "required": ["entry", "differences"], "properties": {
+                            "entry": {"type": "object"},
+                            "differences": {"type": "array", "items": {
+                                "type": "object", "required": ["field", "expected", "received"],
+                                "properties": {"field": {"type": "string"}, "expected": {},
+                                               "received": {"type": "array"}}}}}}}}}
+
+
+def _admin_read(summary: str, reply: dict, reply_example: dict) -> dict:
+    """A POST under /__admin that reads the journal with a request pattern."""
+    error = {"description": "Not a pattern: the message and field say which condition and why.",
+             "content": _json_content({"$ref": SCHEMA_REF + "HttpError"}, {})}
+    return {"post": {
+        "tags": ["admin"], "summary": summary,
+        "description": "Changes nothing, but, as a POST, is refused (403) when a browser marks it cross-site, like the "
+                       "admin writes; needs the admin token when the server has one.",
+        "requestBody": {"required": True, "content": _json_content(
+            {"$ref": SCHEMA_REF + "RequestPattern"}, {"pattern": {"summary": "cre queries for user u1", "value": PATTERN_EXAMPLE}})},
+        "responses": {"200": {"description": "The journal's answer.", "content": _json_content(
+            reply, {"answer": {"summary": "what the journal holds", "value": reply_example}})},
+                      "400": error, "403": error}},
+        "servers": [LOCAL_MOCK]}
+
+
 def _file_names() -> list[str]:
     return [n for n in schema_names() if n not in NOT_API]
 
@@ -235,6 +289,7 @@ def build() -> dict:
                        "with a code other than \"0\": \"-1\" format error, \"-2\" system error, \"-3\" algorithm error.",
         "allOf": [{"$ref": SCHEMA_REF + "cre.upload-response"}], **_code("cre", False)}
     schemas["HttpError"] = HTTP_ERROR
+    schemas["RequestPattern"] = REQUEST_PATTERN
     paths = {}
     for path, endpoint in PATHS.items():
         servers = OPERATIONS[endpoint][4]
@@ -245,6 +300,13 @@ def build() -> dict:
             item["servers"] = [LOCAL_MOCK]
             item["description"] = "mockcre only: the real dm hosts take POST / (see that path)."
         paths[path] = item
+    near_miss = {"entry": {"seq": 1, "endpoint": "cre.query", "body": {"user_id": "u2"}},
+                 "differences": [{"field": "user_id", "expected": "u1", "received": ["u2"]}]}
+    paths["/__admin/requests/find"] = _admin_read("Journal entries that match a pattern (near misses when none do)",
+                                                  _FOUND, {"count": 0, "entries": [], "near_misses": [near_miss]})
+    paths["/__admin/requests/count"] = _admin_read("How many journal entries match a pattern", {
+        "type": "object", "required": ["count"], "properties": {"count": {"type": "integer", "minimum": 0}}},
+        {"count": 2})
     return {
         "openapi": "3.1.0",
         "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
@@ -260,7 +322,8 @@ def build() -> dict:
         },
         "servers": [LOCAL_MOCK, CRE_SERVER, DM_DATA_SERVER, DM_SERVICE_SERVER],
         "tags": [{"name": "cre", "description": "云推荐引擎: token, versioned envelope, every value a string"},
-                 {"name": "dm", "description": "智能推荐: MD5 signature, one record per request, integer codes"}],
+                 {"name": "dm", "description": "智能推荐: MD5 signature, one record per request, integer codes"},
+                 {"name": "admin", "description": "mockcre's own: verify what the mock received, from any language"}],
         "paths": paths,
         "components": {
             "schemas": schemas,

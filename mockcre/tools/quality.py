@@ -15,6 +15,8 @@ request rules never see them; a ``--journal`` report sees only what was sent ove
 
 from __future__ import annotations
 
+import contextlib
+
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 
@@ -163,19 +165,23 @@ def replay(entries) -> Store:
     return store
 
 
-def analyse(store: Store, entries: list, now: float) -> Report:
+def analyse(store: Store, entries: list, now: float, lock=contextlib.nullcontext()) -> Report:
+    """The report of ``store`` and the journal ``entries``. ``lock`` (the live store's) is held only while
+    the store is read: the journal, however long, is parsed before, and the report is put together after."""
     found = _Findings()
     entries = sorted(entries, key=lambda e: e.get("seq", 0))
     journal = [(e, _actions_of(e) if _accepted(e, "action") else None) for e in entries]  # actions parsed once
     reported = _item_reports(entries, found)
-    _items_held(store, reported, now, found)
-    _actions(journal, store, found)
-    _requests(journal, store, found)
+    with lock:
+        _items_held(store, reported, now, found)
+        _actions(journal, store, found)
+        _requests(journal, store, found)
+        totals = _totals(store, entries)
+        charts = _charts(journal, store)
     order = list(RULES)
     findings = sorted(found.found.values(), key=lambda f: (SECTIONS.index(f.section), -SEVERITY_WEIGHT[f.severity],
                                                             order.index(f.rule)))
-    totals = _totals(store, entries)
-    return Report(findings, _scores(findings, totals), totals, _charts(journal, store))
+    return Report(findings, _scores(findings, totals), totals, charts)
 
 
 def _accepted(e: dict, kind: str) -> bool:

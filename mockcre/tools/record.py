@@ -32,7 +32,7 @@ import yaml
 
 from mockcre.dialects import DIALECTS
 from mockcre.dialects.base import is_secret
-from mockcre.scenarios.matching import as_text, parse_path
+from mockcre.scenarios.matching import as_text, exact_values
 
 MIN_SECRET = 6  # a shorter "secret" would match too much of a reply to replace it safely
 MAX_EXCHANGES = 10_000
@@ -190,26 +190,12 @@ def identifying_match(ex: Observed) -> dict:
     """The request's identifying fields (:attr:`Dialect.identifying`); absent ones are matched as absent."""
     match = {}
     for path in DIALECTS[ex.dialect].identifying.get(ex.kind, ()):
-        found = _at(ex.body, path)
+        found = exact_values(ex.body, path)
         if not found:
             match[path] = {"present": False}
         elif found[0] is None or isinstance(found[0], (str, int, float, bool)):
             match[path] = found[0]
     return match
-
-
-def _at(body, path: str) -> list:
-    """The values at ``path`` exactly (``values`` also looks inside cre records for a top-level name)."""
-    found = [body]
-    for part in parse_path(path):
-        nxt = []
-        for node in found:
-            if isinstance(part, int) and isinstance(node, list) and -len(node) <= part < len(node):
-                nxt.append(node[part])
-            elif isinstance(part, str) and part != "*" and isinstance(node, dict) and part in node:
-                nxt.append(node[part])
-        found = nxt
-    return found
 
 
 def answer(ex: Observed) -> dict:
@@ -224,7 +210,7 @@ def templated(reply, body, echoed: tuple):
     """``reply`` with the request's ``echoed`` values (exact) and secrets (anywhere in a string) as templates."""
     exact = {}
     for path in echoed:
-        found = _at(body, path)
+        found = exact_values(body, path)
         if found and isinstance(found[0], str) and found[0]:
             exact.setdefault(found[0], path)
     secrets = {value: path for path, value in _secrets(body)}
