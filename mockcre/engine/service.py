@@ -250,16 +250,15 @@ class Service:
         return str(int.from_bytes(digest[:8], "big") % 10**18).zfill(18)
 
     def reset(self, scenarios: bool = False) -> None:
-        """Empty store and journal, restart scenario states and re-apply their fixtures (or unload them)."""
+        """Empty journal, restart scenario states, the store back to their fixtures alone (or unload them)."""
         if scenarios:
             self.scenarios.unload()
-        self.store.reset()
         self.journal.clear()
         if self.state is not None:
             self.state.clear()
         self.scenarios.reset_states()
         self.config.clock.reset(self.scenarios.clock_start)
-        self.scenarios.apply_fixtures()
+        self.scenarios.restore_fixtures()
         memory.give_back()
 
     def _record(self, ex: Exchange) -> None:

@@ -200,8 +200,36 @@ class Partition:
     def pool_members(self, pool: str):
         return self.items.keys() if pool == GLOBAL_POOL else self.pools.get(pool, ())
 
+    def copy(self) -> "Partition":
+        """An independent copy, indexes and all, made in a fraction of the time re-reporting takes.
+
+        Stored :class:`Item` and :class:`Action` records are never changed once stored (an update
+        replaces the record), so the copy shares them; every container the writes change is copied.
+        A reset restores a scenario's fixtures this way instead of reporting them again."""
+        twin = Partition.__new__(Partition)
+        for name, value in vars(self).items():
+            if name != "by_popularity":  # rebuilt below, on the copy's own keys
+                setattr(twin, name, _copied(value))
+        twin.by_popularity = SortedKeyList(self.by_popularity, key=twin.popularity_keys.__getitem__)
+        return twin
+
     def pool_names(self) -> list[str]:
         return [GLOBAL_POOL] + sorted(p for p, ids in self.pools.items() if ids)
+
+
+def _copied(value):
+    """One level deeper than ``copy.copy`` where a partition nests its mutable parts (sets, users, counters)."""
+    if isinstance(value, defaultdict):
+        return defaultdict(value.default_factory, {k: _copied(v) for k, v in value.items()})
+    if isinstance(value, (set, Counter, list)) or type(value) is dict:
+        return value.copy()
+    if isinstance(value, User):
+        return User(value.item_weights.copy(), value.purchased.copy(), value.actions)
+    if isinstance(value, Counts):
+        return Counts(value.exposures.copy(), value.clicks.copy(), value.conversions.copy())
+    if isinstance(value, SortedList):
+        return value.copy()
+    return value  # numbers, tuples, the key; by_popularity is rebuilt by Partition.copy
 
 
 class Store:
@@ -237,6 +265,13 @@ class Store:
                 for action, counter in records:
                     part.add(action, counter)
 
-    def reset(self) -> None:
+    def reset(self, to: dict | None = None) -> None:
+        """Empty, or back to ``to``: a :meth:`snapshot` taken earlier (it stays unchanged, to be used again)."""
         with self.lock:
             self.partitions.clear()
+            self.partitions.update({key: part.copy() for key, part in (to or {}).items()})
+
+    def snapshot(self) -> dict:
+        """Every partition as it is now, independent of later writes."""
+        with self.lock:
+            return {key: part.copy() for key, part in self.partitions.items()}
