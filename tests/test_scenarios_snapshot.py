@@ -38,11 +38,16 @@ def seen(mock: MockcreServer) -> dict:
     return {"state": mock.state(), "rankings": rankings}
 
 
+CACHES = ("ranking_cache", "ranking_cache_version", "feature_tops", "by_popularity", "popularity_keys", "_stale")
+
+
 def internals(mock: MockcreServer) -> dict:
-    """A copy of every field of every partition (sorted containers as lists): the snapshot must miss none."""
-    return copy.deepcopy({key: {name: list(value) if isinstance(value, SortedList) else value
-                  for name, value in vars(part).items() if name not in ("ranking_cache", "ranking_cache_version")}
-            for key, part in mock.service.store.partitions.items()})
+    """A copy of every data field of every partition, and the popularity order worked out afresh: the snapshot
+    must miss none. The caches (rankings, the order as last placed) are functions of these, and left out."""
+    return copy.deepcopy({key: {**{name: list(value) if isinstance(value, SortedList) else value
+                                   for name, value in vars(part).items() if name not in CACHES},
+                                "order": sorted(part.items, key=part._key)}
+                          for key, part in mock.service.store.partitions.items()})
 
 
 def scribble(mock: MockcreServer) -> None:

@@ -238,11 +238,16 @@ class Store:
     def __init__(self):
         self.lock = threading.RLock()
         self.partitions: dict[tuple, Partition] = {}
+        self._shared: set = set()  # partitions still the snapshot's own (see reset): copied on their first write
 
     def partition(self, key: tuple) -> Partition:
+        """The partition to write to (made when new; a snapshot's partition is copied first)."""
         part = self.partitions.get(key)
         if part is None:
             part = self.partitions[key] = Partition(key)
+        elif key in self._shared:
+            part = self.partitions[key] = part.copy()
+            self._shared.discard(key)
         return part
 
     def peek(self, key: tuple) -> Partition | None:
@@ -266,10 +271,15 @@ class Store:
                     part.add(action, counter)
 
     def reset(self, to: dict | None = None) -> None:
-        """Empty, or back to ``to``: a :meth:`snapshot` taken earlier (it stays unchanged, to be used again)."""
+        """Empty, or back to ``to``: a :meth:`snapshot` taken earlier, whose data stays unchanged.
+
+        The snapshot's partitions are shared until a write needs one (copy on write), so a test that
+        only reads costs no copy. Reads still fill a shared partition's caches (rankings, popularity
+        order); those are functions of the data, so sharing them is sharing answers already worked out."""
         with self.lock:
             self.partitions.clear()
-            self.partitions.update({key: part.copy() for key, part in (to or {}).items()})
+            self.partitions.update(to or {})
+            self._shared = set(self.partitions)
 
     def snapshot(self) -> dict:
         """Every partition as it is now, independent of later writes."""
