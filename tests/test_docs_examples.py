@@ -14,7 +14,8 @@ Sybil finds the fenced blocks; two evaluators here say what running one means:
 - ``python`` blocks: a block that defines ``test_`` functions is a test file, run by pytest in a
   subprocess (the mockcre plugin included) and required to pass; any other block is executed.
   A block that is only a snippet line (``--8<-- "path"``, pymdownx.snippets) stands for that file.
-- ``yaml`` blocks with a top-level ``name:`` are scenarios: ``mockcre scenario lint`` must pass them.
+- ``yaml`` blocks with a top-level ``name:`` (or a snippet line of such a file) are scenarios: ``mockcre
+  scenario lint`` must pass them.
 
 Other blocks (``sh`` install and server lines, ``text``) are shown, not run; a ``curl`` line or an
 address on port 8088 in any block but ``console`` fails :func:`test_every_request_is_in_a_console_block`,
@@ -153,7 +154,8 @@ def evaluate_console(example) -> None:
 
 # -- python blocks ----------------------------------------------------------------------------
 
-def python_source(example) -> str:
+def block_source(example) -> str:
+    """The block's text, or the file it includes when it is only a snippet line."""
     lines = [line for line in example.parsed.splitlines() if line.strip()]
     if len(lines) == 1 and (snippet := SNIPPET.match(lines[0])):
         return (ROOT / snippet.group(1)).read_text(encoding="utf-8")
@@ -163,7 +165,7 @@ def python_source(example) -> str:
 def evaluate_python(example) -> None:
     page: Page = example.namespace["page"]
     page.blocks += 1
-    source = python_source(example)
+    source = block_source(example)
     if SERVER_ADDRESSES.search(source):
         source = SERVER_ADDRESSES.sub(page.url(), source)
     if re.search(r"^def test_", source, re.M):
@@ -183,11 +185,12 @@ def evaluate_python(example) -> None:
 def evaluate_yaml(example) -> None:
     """A scenario (a block with a top-level ``name:``) must pass ``mockcre scenario lint``; other YAML is shown only."""
     page: Page = example.namespace["page"]
-    if not re.search(r"^name:", example.parsed, re.M):
+    source = block_source(example)
+    if not re.search(r"^name:", source, re.M):
         return
     page.blocks += 1
     scenario = page.workdir / f"scenario_block_{example.line}.yaml"
-    scenario.write_text(example.parsed, encoding="utf-8")
+    scenario.write_text(source, encoding="utf-8")
     done = subprocess.run([str(BIN / "mockcre") if (BIN / "mockcre").exists() else "mockcre", "scenario", "lint",
                            scenario.name], cwd=page.workdir, capture_output=True, text=True, timeout=RUN_TIMEOUT,
                           stdin=subprocess.DEVNULL)

@@ -275,7 +275,7 @@ def test_flaky_fails_twice_then_recovers(serve):
     assert third["code"] == "0" and [e["id"] for e in third["rec"]["0"]] == ["a"]  # the engine answers
     assert client.service.scenarios.describe()[0]["state"] == "Recovered"
     decisions = [e["scenario"][0] for e in client.journal() if e["scenario"]]
-    assert [d["rule"] for d in decisions] == ["boot failures", "boot failures", "recovery"]
+    assert [(d["rule"], d["item"]) for d in decisions] == [("boot failures, then recovery", n) for n in range(3)]
     assert decisions[2]["next_state"] == "Recovered"
 
 

@@ -193,6 +193,51 @@ rules:
       probability: 1.5  # <- HERE
     then: {code: -2}
 """, "1.5", ["probability"]),
+    ("probability-zero", """\
+name: odds
+rules:
+  - when:
+      endpoint: dm.service
+      probability: 0  # <- HERE
+    then: {code: -2}
+""", "probability: 0 ", ["never answers"]),
+    ("times-zero", """\
+name: never
+rules:
+  - when:
+      endpoint: dm.service
+      times: 0  # <- HERE
+    then: {code: -2}
+""", "times: 0", ["times", "at least 1"]),
+    ("unreachable-after-certain-probability", """\
+name: dead
+rules:
+  - when: {endpoint: cre.query, probability: 1, after: 1}
+    then: {passthrough: true, delay_ms: 5}
+  - when: {endpoint: cre.query, match: {user_id: vip}}  # <- HERE
+    then: {code: -1}
+""", "probability: 1,", ["unreachable"]),
+    ("empty-sequence", """\
+name: steps
+rules:
+  - when: {endpoint: cre.query}
+    then: []  # <- HERE
+""", "[]", ["empty list", "never answers"]),
+    ("cycle-without-list", """\
+name: steps
+rules:
+  - when: {endpoint: cre.query}
+    then: {code: -2}
+    cycle: true  # <- HERE
+""", "{code: -2}", ["cycle", "list"]),
+    ("mistake-in-a-sequence-item", """\
+name: steps
+rules:
+  - when: {endpoint: cre.query}
+    then:
+      - {code: -2}
+      - {code: -2, recommend: [a]}  # <- HERE
+""", "code: -2, recommend", ["then[1]", "several"]),
 ]
 
 # Mistakes inside a field that takes one of several shapes (a matcher: scalar or operators; endpoint:
@@ -252,6 +297,10 @@ FIXES = {
     "recommend-on-upload-only": ("cre.upload", "cre.query"), "several-answers": ("recommend: [a]", "msg: busy"),
     "passthrough-with-answer": ("code: -2", "delay_ms: 5"), "fault-unknown": ("explode", "reset"),
     "delay-out-of-range": ("[10]", "[10, 20]"), "probability-above-one": ("1.5", "0.5"),
+    "probability-zero": ("probability: 0 ", "probability: 0.01 "), "times-zero": ("times: 0", "times: 1"),
+    "unreachable-after-certain-probability": ("probability: 1,", "probability: 0.99,"),
+    "empty-sequence": ("[]", "[{code: -2}]"), "cycle-without-list": ("{code: -2}", "[{code: -2}, {code: -3}]"),
+    "mistake-in-a-sequence-item": ("code: -2, recommend", "recommend"),
 }
 
 
@@ -329,7 +378,7 @@ rules:
     then: {code: -2, msg: "busy {{ request.seq_no }}", delay_ms: {uniform: [1, 5]}}
   - when: {endpoint: [cre.query, dm.service], match: {user_id: {in: [a, b]}, request_num: {gte: 1}}, state: Started}
     then: {recommend: [x, {id: y, score: "9"}], apply_request_num: false, next_state: Two}
-  - when: {endpoint: dm.data, every: 2, after: 1, times: 5}
+  - when: {endpoint: dm.data, every: 2, after: 1, times: 2}
     then: {fault: empty}
   - when: {kind: item, match: {item_id: {contains: tmp}, "data[*].uid": {present: false}}}
     then: {status: 503, headers: {Retry-After: "1"}, body: {error: busy}}
@@ -586,3 +635,41 @@ rules:
     problems = problems_of(write(tmp_path, text))
     assert [p.line for p in problems] == [7], [str(p) for p in problems]  # only the third rule is dead
     assert os.path.basename(problems[0].file) == "case.yaml"
+
+
+# -- counters: earlier rules with counters hide nothing; the old counting gets a warning ----------
+
+@pytest.mark.parametrize("counter", ["times: 1", "after: 2", "every: 2", "probability: 0.99"])
+def test_an_earlier_rule_with_a_counter_hides_no_later_rule(tmp_path, counter):
+    text = f"""\
+name: counted
+rules:
+  - when: {{endpoint: cre.query, {counter}}}
+    then: {{code: -2}}
+  - when: {{endpoint: cre.query}}
+    then: {{code: -3}}
+"""
+    assert problems_of(write(tmp_path, text)) == []
+
+
+@pytest.mark.parametrize("when, said", [
+    ("after: 3, times: 3", ["3rd to the 5th", "as the 3rd only", "times: 1"]),
+    ("after: 2, times: 4", ["2nd to the 5th", "2nd to the 4th", "times: 3"]),
+    ("every: 2, times: 4", ["2nd, 4th", "up to the 8th", "stopped at the 4th", "times: 2"]),
+])
+def test_the_old_counting_gets_a_warning_that_says_what_the_rule_now_means(tmp_path, when, said):
+    path = write(tmp_path, f"name: old\nrules:\n  - when: {{endpoint: cre.query, {when}}}\n    then: {{code: -2}}\n")
+    problems = problems_of(path)
+    assert [p.severity for p in problems] == ["warning"] and problems[0].line == 3, problems
+    for words in said:
+        assert words in problems[0].message, (words, problems[0].message)
+    assert str(problems[0]).startswith(f"{path}:3:") and ": warning: " in str(problems[0])
+    ScenarioEngine(Store(), fixed_clock()).load(str(path))  # a warning does not stop the load
+
+
+@pytest.mark.parametrize("when", ["after: 3, times: 1", "after: 3, times: 2", "every: 2, times: 2", "every: 3, times: 1",
+                                  "times: 5", "after: 1, times: 4"])
+def test_counters_written_for_the_new_counting_lint_clean(tmp_path, when):
+    """The near misses of the warning: a file the old counting made dead (times < after) means what it says now."""
+    path = write(tmp_path, f"name: new\nrules:\n  - when: {{endpoint: cre.query, {when}}}\n    then: {{code: -2}}\n")
+    assert problems_of(path) == []

@@ -34,6 +34,14 @@ def _serve(args) -> int:
         except ValueError as exc:
             sys.stderr.write(f"mockcre serve: --clock: {exc}\n")
             return 2
+    if args.latency is not None:
+        from mockcre.scenarios.loader import latency_spec
+
+        try:
+            latency_spec(args.latency)
+        except ValueError as exc:
+            sys.stderr.write(f"mockcre serve: --latency: {exc}\n")
+            return 2
     if not is_loopback(args.host) and not args.admin_token:
         sys.stderr.write(f"mockcre serve: --host {args.host} exposes the server beyond this machine; "
                          "the admin API then needs --admin-token T (clients send Authorization: Bearer T)\n")
@@ -42,7 +50,8 @@ def _serve(args) -> int:
               "admin_token": args.admin_token, "scenarios": [_scenario_path(s) for s in args.scenario], "watch": args.watch,
               "state_file": args.state, "max_body_bytes": args.max_body_bytes,
               "max_batch_records": args.max_batch_records, "journal_size": args.journal_size,
-              "cors_origins": args.cors_origin, "allowed_hosts": args.allowed_host + tls.admin_host_names(args)}
+              "cors_origins": args.cors_origin, "allowed_hosts": args.allowed_host + tls.admin_host_names(args),
+              "latency": args.latency}
     if args.clock is not None:
         config["clock"] = args.clock
     problem = tls.problem_with(args)
@@ -73,10 +82,12 @@ def _scenario_lint(args) -> int:
     from mockcre.scenarios import lint_files
     from mockcre.common.text import plural
 
-    problems = lint_files(args.files, time.time())
-    for problem in problems:
+    found = lint_files(args.files, time.time())
+    for problem in found:
         print(problem)
-    print(f"{plural(len(args.files), 'file')} checked, {plural(len(problems), 'problem')}")
+    problems = [p for p in found if p.severity == "error"]
+    warnings = f", {plural(len(found) - len(problems), 'warning')}" if len(found) > len(problems) else ""
+    print(f"{plural(len(args.files), 'file')} checked, {plural(len(problems), 'problem')}{warnings}")
     return 1 if problems else 0
 
 
@@ -209,6 +220,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clock", metavar="T", help="start the mock's clock frozen at T: epoch seconds or ISO 8601 such as "
                                               "2017-01-01T00:00:00Z (wins over a scenario's clock:; move it with "
                                               "POST /__admin/clock)")
+    p.add_argument("--latency", metavar="SPEC",
+                   help="delay every answer, whichever rule or the engine gives it (a rule's own delay_ms replaces it; "
+                        "wins over a scenario's latency:); SPEC is milliseconds: 50, uniform:10,200 (between) or "
+                        "lognormal:50,0.5 (median, sigma), drawn from --seed")
     p.add_argument("--admin-token", metavar="T", help="require Authorization: Bearer T on /__admin (needed off loopback)")
     _add_browser_flags(p)
     tls.add_options(p)
@@ -258,6 +273,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["text", "json", "html"], default="text", help="output format (default text)")
     p.add_argument("--fail-on", choices=["error", "warning", "never"], default="error",
                    help="exit 1 when a finding of this severity or worse exists (default error)")
+    p.add_argument("--latency", metavar="SPEC",
+                   help="delay every answer, whichever rule or the engine gives it (a rule's own delay_ms replaces it; "
+                        "wins over a scenario's latency:); SPEC is milliseconds: 50, uniform:10,200 (between) or "
+                        "lognormal:50,0.5 (median, sigma), drawn from --seed")
     p.add_argument("--admin-token", metavar="T", help="Bearer token of the server's admin API, if it has one")
     p.set_defaults(func=_report)
 
@@ -281,6 +300,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="answer the dialect's -2 envelope when the upstream has not replied within SECONDS (default 10)")
     p.add_argument("--journal", metavar="FILE", help="also append every journal entry to FILE as a JSON line")
     _add_limits(p, body_note=", not forwarded")
+    p.add_argument("--latency", metavar="SPEC",
+                   help="delay every answer, whichever rule or the engine gives it (a rule's own delay_ms replaces it; "
+                        "wins over a scenario's latency:); SPEC is milliseconds: 50, uniform:10,200 (between) or "
+                        "lognormal:50,0.5 (median, sigma), drawn from --seed")
     p.add_argument("--admin-token", metavar="T", help="require Authorization: Bearer T on /__admin (needed off loopback)")
     _add_browser_flags(p)
     tls.add_options(p)

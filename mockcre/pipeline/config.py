@@ -33,6 +33,9 @@ class Config:
     admin_token: str | None = None  # Bearer token required by /__admin when set
     cors_origins: list = field(default_factory=list)  # origins allowed CORS on the API paths; empty: any
     allowed_hosts: list = field(default_factory=list)  # Host names /__admin answers besides loopback and its address
+    # a delay before every answer (a number of ms, {uniform: [lo, hi]} or {lognormal: {median, sigma}}, as a
+    # scenario's latency:, which it replaces); mockcre serve --latency SPEC
+    latency: object = None
     # the mock's one clock; also a moment to start frozen at (epoch seconds or ISO 8601, as --clock T) or a
     # callable giving epoch seconds
     clock: Clock = field(default_factory=Clock)

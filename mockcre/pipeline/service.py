@@ -135,6 +135,7 @@ class Exchange:
     started: float
     decisions: list = field(default_factory=list)  # scenario rules and state changes
     reply: dict | None = None
+    delay_ms: float = 0.0  # the wait before the reply: a rule's delay_ms, else the latency profile
 
 
 class Service:
@@ -147,7 +148,8 @@ class Service:
         self.journal = Journal(self.config.journal_size, self.config.journal_file)
         self._trace_ids = itertools.count(1)
         self._trace_lock = threading.Lock()
-        self.scenarios = ScenarioEngine(self.store, self.config.clock, self.config.accounts)
+        self.scenarios = ScenarioEngine(self.store, self.config.clock, self.config.accounts, self.config.latency,
+                                        self.config.seed)
         for scenario in self.config.scenarios:
             self.scenarios.load(scenario)
         self.state = StateFile(self.config.state_file) if self.config.state_file else None
@@ -172,6 +174,9 @@ class Service:
             low = dict((k.lower(), v) for k, v in headers)
             ex.judgement = self.judge(endpoint, raw, low, host)
             reply = self._answer(ex, low)
+            if not ex.decisions:  # no rule answered (the engine did, or the judge refused): the profile's delay
+                reply.delay = self.scenarios.latency_ms() / 1000.0
+            ex.delay_ms = reply.delay * 1000.0
         except Exception:  # the engine failed: the dialect's system error, the traceback to the log only
             log.exception("mockcre: internal error while answering %s", ex.judgement.endpoint)
             adapter = ex.judgement.adapter
@@ -262,20 +267,20 @@ class Service:
         return str(int.from_bytes(digest[:8], "big") % 10**18).zfill(18)
 
     def reset(self, scenarios: bool = False) -> None:
-        """Empty store and journal, restart scenario states and re-apply their fixtures (or unload them)."""
+        """Empty journal, restart scenario states, the store back to their fixtures alone (or unload them)."""
         if scenarios:
             self.scenarios.unload()
-        self.store.reset()
         self.journal.clear()
         if self.state is not None:
             self.state.clear()
         self.scenarios.reset_states()
         self.config.clock.reset(self.scenarios.clock_start)
-        self.scenarios.apply_fixtures()
+        self.scenarios.restore_fixtures()
         memory.give_back()
 
     def _record(self, ex: Exchange) -> None:
-        self.record(ex.judgement, ex.headers, ex.reply, ex.decisions, ex.started)
+        extra = {"delay_ms": round(ex.delay_ms, 3)} if ex.delay_ms else {}
+        self.record(ex.judgement, ex.headers, ex.reply, ex.decisions, ex.started, **extra)
 
     def record(self, j: Judgement, headers: dict, reply, decisions: list, started: float, **extra) -> None:
         """One journal entry (the proxy adds ``upstream``); ``headers`` already masked."""

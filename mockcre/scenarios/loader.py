@@ -21,7 +21,6 @@ ANSWERS = ("code", "recommend", "status", "body", "body_file", "fault", "passthr
 ACTIONS = ANSWERS + ("delay_ms", "next_state")
 RECOMMEND_ENDPOINTS = {"cre.query", "cre.test_query", "dm.service"}
 _RECOMMEND_KINDS = {"query", "recommend"}
-_CONDITIONS = ("match", "headers", "times", "after", "every", "probability", "state")
 
 
 @dataclass(frozen=True)
@@ -30,9 +29,11 @@ class Problem:
     line: int
     column: int
     message: str
+    severity: str = "error"  # "warning": the scenario loads, but may not mean what its author meant
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}:{self.column}: {self.message}"
+        label = "warning: " if self.severity == "warning" else ""
+        return f"{self.file}:{self.line}:{self.column}: {label}{self.message}"
 
 
 class ScenarioError(ValueError):
@@ -230,9 +231,34 @@ def check_source(src: Source, now: float):
     if isinstance(data.get("fixtures"), dict):
         batches, fixture_problems = fixtures.prepare(data["fixtures"], now, bool(data.get("strict")))
         found += [(f"/fixtures{p}", m) for p, m in fixture_problems]
-    problems = sorted((Problem(src.label, *_position(src.nodes, path), message) for path, message in found),
+    problems = sorted((Problem(src.label, *_position(src.nodes, path), *said) for path, *said in found),
                       key=lambda p: (p.line, p.column))
     return problems, batches
+
+
+LATENCY_SYNTAX = "MS, uniform:LO,HI or lognormal:MEDIAN,SIGMA (milliseconds; e.g. 50, uniform:10,200, lognormal:50,0.5)"
+
+
+def latency_spec(spec):
+    """A latency profile as a scenario's ``latency:`` takes it, from that form or from ``--latency``'s text.
+
+    Raises ValueError naming what was expected."""
+    if isinstance(spec, str):
+        form, _, numbers = spec.strip().partition(":")
+        try:
+            values = [float(v) for v in (numbers or form).split(",")]
+        except ValueError:
+            raise ValueError(f"latency {spec!r}: expected {LATENCY_SYNTAX}") from None
+        shapes = {("", 1): lambda: values[0], ("uniform", 2): lambda: {"uniform": values},
+                  ("lognormal", 2): lambda: {"lognormal": {"median": values[0], "sigma": values[1]}}}
+        shape = shapes.get(("" if not numbers else form.strip().lower(), len(values)))
+        if shape is None:
+            raise ValueError(f"latency {spec!r}: expected {LATENCY_SYNTAX}")
+        spec = shape()
+    found = schema_violations("scenario", {"name": "latency", "latency": spec}, strict=True)
+    if found:
+        raise ValueError(f"{found[0].message}; write {LATENCY_SYNTAX}")
+    return spec
 
 
 def _non_text_keys(data, path=""):
@@ -252,25 +278,19 @@ def _non_text_keys(data, path=""):
 def _rule_problems(i: int, rule: dict, src: Source):
     then, when = rule.get("then"), rule.get("when")
     at = f"/rules/{i}"
-    if isinstance(then, dict):
-        if not any(k in then for k in ACTIONS):
-            yield f"{at}/then", f"rules[{i}].then does nothing: give one of {', '.join(ACTIONS)}"
-        answers = [name for name, keys in (("code", ("code",)), ("recommend", ("recommend",)),
-                                            ("a raw answer", ("status", "body", "body_file"))) if any(k in then for k in keys)]
-        if then.get("passthrough") and answers:
-            yield f"{at}/then", f"rules[{i}].then: passthrough lets the engine answer, so {', '.join(answers)} would be ignored"
-        elif len(answers) > 1 or ("body" in then and "body_file" in then):
-            yield f"{at}/then", f"rules[{i}].then gives several answers ({', '.join(answers)}); keep one"
-        if "body_file" in then and isinstance(then["body_file"], str):
-            yield from _body_file_problems(i, then["body_file"], src)
-        if isinstance(then.get("headers"), dict):
-            yield from _header_problems(i, then["headers"])
-        if "recommend" in then and isinstance(when, dict):
-            endpoints = _as_set(when.get("endpoint", "any"))
-            if "any" not in endpoints and not endpoints & RECOMMEND_ENDPOINTS:
-                yield f"{at}/then/recommend", (f"rules[{i}].then.recommend answers recommendation requests, "
-                                               f"but the rule only matches {', '.join(sorted(endpoints))}")
+    if isinstance(then, list):
+        if not then:
+            yield f"{at}/then", f"rules[{i}].then is an empty list, so the rule never answers; give at least one answer"
+        for k, item in enumerate(then):
+            if isinstance(item, dict):
+                yield from _answer_problems(f"rules[{i}].then[{k}]", f"{at}/then/{k}", item, when, src)
+    elif isinstance(then, dict):
+        yield from _answer_problems(f"rules[{i}].then", f"{at}/then", then, when, src)
+        if rule.get("cycle"):
+            yield f"{at}/cycle", (f"rules[{i}].cycle: true restarts a list of answers, but then is one answer; "
+                                  "write then as a list, or drop cycle")
     if isinstance(when, dict):
+        yield from _counter_problems(i, when)
         for block in ("match", "headers"):
             for key, spec in (when.get(block) or {}).items() if isinstance(when.get(block), dict) else ():
                 problem = regex_problem(spec["regex"]) if isinstance(spec, dict) and isinstance(spec.get("regex"), str) else None
@@ -278,27 +298,77 @@ def _rule_problems(i: int, rule: dict, src: Source):
                     yield f"{at}/when/{block}/{_escape(key)}/regex", f"rules[{i}].when.{block}.{key}: {problem}"
 
 
-def _header_problems(i: int, headers: dict):
+def _header_problems(label: str, at: str, headers: dict):
     """Header names, framing headers and the fixed text of values (what templates fill in is checked per request)."""
     for name, value in headers.items():
-        where = f"/rules/{i}/then/headers/{_escape(name)}"
+        where = f"{at}/headers/{_escape(name)}"
         problem = name_problem(name)
         if problem is None and isinstance(value, str):
             problem = value_problem(render(value, None))
             problem = problem and f"{name}: the value {problem}"
         if problem:
-            yield where, f"rules[{i}].then.headers: {problem}"
+            yield where, f"{label}.headers: {problem}"
 
 
-def _body_file_problems(i, name: str, src: Source):
-    where = f"/rules/{i}/then/body_file"
+def _answer_problems(name: str, at: str, then: dict, when, src: Source):
+    """The mistakes of one answer (a then, or one item of a then list)."""
+    if not any(k in then for k in ACTIONS):
+        yield at, f"{name} does nothing: give one of {', '.join(ACTIONS)}"
+    answers = [label for label, keys in (("code", ("code",)), ("recommend", ("recommend",)),
+                                         ("a raw answer", ("status", "body", "body_file"))) if any(k in then for k in keys)]
+    if then.get("passthrough") and answers:
+        yield at, f"{name}: passthrough lets the engine answer, so {', '.join(answers)} would be ignored"
+    elif len(answers) > 1 or ("body" in then and "body_file" in then):
+        yield at, f"{name} gives several answers ({', '.join(answers)}); keep one"
+    if "body_file" in then and isinstance(then["body_file"], str):
+        yield from _body_file_problems(name, at, then["body_file"], src)
+    if isinstance(then.get("headers"), dict):
+        yield from _header_problems(name, at, then["headers"])
+    if "recommend" in then and isinstance(when, dict):
+        endpoints = _as_set(when.get("endpoint", "any"))
+        if "any" not in endpoints and not endpoints & RECOMMEND_ENDPOINTS:
+            yield f"{at}/recommend", (f"{name}.recommend answers recommendation requests, "
+                                      f"but the rule only matches {', '.join(sorted(endpoints))}")
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def _span(first: int, last: int) -> str:
+    return f"{_ordinal(first)} only" if first == last else f"{_ordinal(first)} to the {_ordinal(last)}"
+
+
+def _counter_problems(i: int, when: dict):
+    """A rule its counters make dead, and counters written for the old counting (times counted matches)."""
+    at = f"/rules/{i}/when"
+    if when.get("probability") == 0:
+        yield f"{at}/probability", f"rules[{i}] never answers: probability: 0 never draws it; remove the rule or raise p"
+    times, after, every = (when.get(k) for k in ("times", "after", "every"))
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (times, after or 1, every or 1)):
+        return
+    if after and after > 1 and times >= after:  # under the old counting, times < after never fired
+        meant = times - after + 1
+        yield (f"{at}/times", f"rules[{i}].when: after: {after}, times: {times} answers the {_span(after, after + times - 1)} "
+               f"matching request (times counts answers given); mockcre 0.1 read it as the {_span(after, times)}: "
+               f"for that, write times: {meant}", "warning")
+    elif every and every > 1 and times > every:  # the old counting's idiom: every: 2, times: 4 for the 2nd and 4th
+        yield (f"{at}/times", f"rules[{i}].when: every: {every}, times: {times} answers the {_ordinal(every)}, "
+               f"{_ordinal(2 * every)}, … up to the {_ordinal(times * every)} matching request (times counts answers "
+               f"given); mockcre 0.1 stopped at the {_ordinal(times)}: for that, write times: {times // every}",
+               "warning")
+
+
+def _body_file_problems(name: str, at: str, file_name: str, src: Source):
+    where = f"{at}/body_file"
     if src.base_dir is None:
-        yield where, f"rules[{i}].then.body_file needs a scenario loaded from a file (its folder holds the body)"
+        yield where, f"{name}.body_file needs a scenario loaded from a file (its folder holds the body)"
         return
     try:
-        resolve_inside(src.base_dir, name)
+        resolve_inside(src.base_dir, file_name)
     except ValueError as exc:
-        yield where, f"rules[{i}].then.body_file: {exc}"
+        yield where, f"{name}.body_file: {exc}"
 
 
 def resolve_inside(folder: Path, name: str) -> Path:
@@ -313,7 +383,8 @@ def resolve_inside(folder: Path, name: str) -> Path:
 
 
 def _unreachable(rules):
-    """A rule after a catch-all (no condition but endpoint/kind) that covers its endpoints never runs."""
+    """A rule after a catch-all that covers its endpoints and kinds never runs: a catch-all has no condition
+    but endpoint and kind, and no counter that lets a request past it (times, after or every > 1, probability < 1)."""
     catch_alls = []
     for i, rule in enumerate(rules):
         when = rule.get("when") if isinstance(rule, dict) else None
@@ -322,12 +393,20 @@ def _unreachable(rules):
         endpoints, kinds = _as_set(when.get("endpoint", "any")), _as_set(when.get("kind", "any"))
         for j, (eps, kds) in catch_alls:
             if ("any" in eps or endpoints <= eps) and ("any" in kds or kinds <= kds):
-                yield f"/rules/{i}", f"rules[{i}] is unreachable: rules[{j}] before it matches every such request"
+                yield f"/rules/{i}", (f"rules[{i}] is unreachable: rules[{j}] before it takes every such request "
+                                      "(give that one a condition or a counter, or move this one first)")
                 break
-        then = rule.get("then") if isinstance(rule.get("then"), dict) else {}
-        answers = any(k in then for k in ANSWERS) and not then.get("passthrough")
-        if answers and not any(k in when for k in _CONDITIONS):
+        then = rule.get("then")
+        acts = any(isinstance(t, dict) and any(k in t for k in ACTIONS)
+                   for t in (then if isinstance(then, list) else [then]))
+        if acts and _takes_every_request(when):
             catch_alls.append((i, (endpoints, kinds)))
+
+
+def _takes_every_request(when: dict) -> bool:
+    if any(k in when for k in ("match", "headers", "state", "times")):
+        return False
+    return when.get("after", 1) == 1 and when.get("every", 1) == 1 and when.get("probability", 1) >= 1
 
 
 def _as_set(value) -> set:
