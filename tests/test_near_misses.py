@@ -15,9 +15,11 @@ import ssl
 import zlib
 
 import pytest
+import requests
 
 from httpkit import (TIMEOUT, Client, cre_item, cre_query, cre_upload, dm_item, fixed_clock, free_port,
                      start, stop_soon)
+from mockcre.cors import parse_origin
 from mockcre.faces.proxy import create_proxy_app
 from mockcre.faces.server import ThreadedServer
 from servekit import ServeProcess, started_servers
@@ -133,6 +135,77 @@ def test_the_cors_allow_list_matches_whole_origins_only(server, origin, allowed)
     assert post.headers.get("Access-Control-Allow-Origin") == (origin if allowed else None), origin
     assert post.headers["Vary"] == "Origin"
 
+
+def test_an_allowed_preflight_grants_exactly_what_the_page_asks(server):
+    client = server({"cors_origins": [ALLOWED_ORIGIN]})
+    asked = {"Origin": ALLOWED_ORIGIN, "Access-Control-Request-Method": "POST",
+             "Access-Control-Request-Headers": "content-type, x-trace"}
+    plain = client.session.options(client.url + "/upload", headers=asked, timeout=TIMEOUT)
+    assert plain.status_code == 204 and plain.reason == "No Content"
+    assert {k: v for k, v in plain.headers.items() if k.startswith("Access-Control-") or k == "Vary"} == {
+        "Access-Control-Allow-Origin": ALLOWED_ORIGIN, "Vary": "Origin", "Access-Control-Allow-Methods": "POST",
+        "Access-Control-Max-Age": "600", "Access-Control-Allow-Headers": "content-type, x-trace"}
+    private = client.session.options(client.url + "/upload", timeout=TIMEOUT, headers={
+        "Origin": ALLOWED_ORIGIN, "Access-Control-Request-Private-Network": "true"})
+    assert private.headers["Access-Control-Allow-Private-Network"] == "true"
+    assert "Access-Control-Allow-Headers" not in private.headers
+    for near in ("TRUE", "false"):
+        other = client.session.options(client.url + "/upload", timeout=TIMEOUT, headers={
+            "Origin": ALLOWED_ORIGIN, "Access-Control-Request-Private-Network": near})
+        assert "Access-Control-Allow-Private-Network" not in other.headers, near
+
+
+def test_a_refused_preflight_says_why_in_json(server):
+    client = server({"cors_origins": [ALLOWED_ORIGIN]})
+    near = ALLOWED_ORIGIN + ".evil.example"
+    reply = client.session.options(client.url + "/query", headers={"Origin": near}, timeout=TIMEOUT)
+    assert (reply.status_code, reply.reason) == (403, "Forbidden")
+    assert reply.headers["Content-Type"] == "application/json"
+    assert int(reply.headers["Content-Length"]) == len(reply.content)
+    assert reply.json() == {"error": "Forbidden", "status": 403, "message": f"origin {near} may not call this API: "
+                            "the server allows only the origins given with --cors-origin (cors_origins)"}
+    assert "Access-Control-Allow-Origin" not in reply.headers
+
+
+@pytest.mark.parametrize("path", ["/__admin/health", "/__admin/", "/not-an-endpoint"])
+def test_no_cors_headers_outside_the_api(server, path):
+    client = server()
+    reply = client.session.get(client.url + path, headers={"Origin": ALLOWED_ORIGIN}, timeout=TIMEOUT)
+    assert not [k for k in reply.headers if k.lower().startswith("access-control-")], reply.headers
+
+
+def test_the_proxy_drops_the_upstreams_cors_headers_for_its_own(tmp_path):
+    """The upstream (any origin allowed) grants a near-miss origin; the proxy's allow-list must not."""
+    upstream = start()
+    proxy = ThreadedServer(create_proxy_app(upstream.url, {"clock": fixed_clock(), "cors_origins": [ALLOWED_ORIGIN]},
+                                            timeout=TIMEOUT)).start()
+    try:
+        near = ALLOWED_ORIGIN + ".evil.example"
+        direct = requests.post(upstream.url + "/query", json=cre_query("u1"), headers={"Origin": near}, timeout=TIMEOUT)
+        assert direct.headers["Access-Control-Allow-Origin"] == near
+        reply = requests.post(proxy.url + "/query", json=cre_query("u1"), headers={"Origin": near}, timeout=TIMEOUT)
+        assert reply.status_code == 200 and reply.json()["code"] == "0"
+        assert [k for k in reply.headers if k.lower().startswith("access-control-")] == []
+        allowed = requests.post(proxy.url + "/query", json=cre_query("u1"), headers={"Origin": ALLOWED_ORIGIN},
+                                timeout=TIMEOUT)
+        assert [(k, v) for k, v in allowed.headers.items() if k.lower().startswith("access-control-")] == [
+            ("Access-Control-Allow-Origin", ALLOWED_ORIGIN)]
+    finally:
+        stop_soon(proxy)
+        stop_soon(upstream)
+
+
+@pytest.mark.parametrize("given, origin", [("HTTP://Example.com:3000/", "http://example.com:3000"),
+                                           (" https://a.example ", "https://a.example")])
+def test_cors_origin_is_read_as_a_browser_sends_it(given, origin):
+    assert parse_origin(given) == origin
+
+
+@pytest.mark.parametrize("given", ["ftp://a.example", "http://", "http://a.example/app", "http://a.example/?x=1",
+                                   "a.example:3000"])
+def test_a_cors_origin_with_a_path_query_or_other_scheme_is_refused(given):
+    with pytest.raises(ValueError, match=r"expected scheme://host\[:port\], e.g. http://localhost:3000"):
+        parse_origin(given)
 
 # -- secret masking in the journal ------------------------------------------------------------------------------
 
