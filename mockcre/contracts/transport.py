@@ -27,7 +27,8 @@ def decode_transport(raw: bytes, headers: dict, limit: int, strict: bool = False
     refuses it. The proxy judges requests the same way.
     """
     declared = headers.get("content-length", "").strip()
-    if declared.isdigit() and len(raw) < int(declared) <= limit:
+    # the reader stops at limit + 1 bytes: fewer than that and fewer than declared is a body cut short
+    if declared.isdigit() and len(raw) < min(int(declared), limit + 1):
         return None, [Violation("", f"body is cut off: {len(raw):,} bytes arrived but Content-Length says "
                                 f"{int(declared):,}; nothing was stored. Send the whole body with its true "
                                 "Content-Length", ERROR, "http.content-length")]
@@ -38,11 +39,15 @@ def decode_transport(raw: bytes, headers: dict, limit: int, strict: bool = False
         if coding not in _CODINGS:
             return None, [Violation("", f"Content-Encoding {coding} is not supported; send gzip, deflate or none",
                                     ERROR, "http.encoding")]
+        stream = zlib.decompressobj(wbits=_CODINGS[coding])
         try:
-            raw = zlib.decompressobj(wbits=_CODINGS[coding]).decompress(raw, limit + 1)
+            raw = stream.decompress(raw, limit + 1)
         except zlib.error as exc:
             return None, [Violation("", f"Content-Encoding: {coding} but the body does not decompress ({exc})",
                                     ERROR, "http.encoding")]
+        if not stream.eof and len(raw) <= limit:  # over the limit: jsonbody names the limit instead
+            return None, [Violation("", f"Content-Encoding: {coding} but the compressed body is cut off before its "
+                                    "end (and checksum); send the whole compressed body", ERROR, "http.encoding")]
     if not codings and raw[:2] == b"\x1f\x8b":
         return None, [Violation("", "body looks gzip-compressed but has no Content-Encoding: gzip header; "
                                 "send plain JSON or declare the encoding", ERROR, "http.encoding")]
