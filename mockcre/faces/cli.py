@@ -124,6 +124,32 @@ def _report(args) -> int:
     return report_cli.main(args)
 
 
+def _ca(args) -> int:
+    """``mockcre ca path`` and ``mockcre ca export``: the kept local CA, for clients to trust."""
+    from pathlib import Path
+
+    try:
+        local = tls.LocalCA.open(args.tls_ca_dir)
+        if args.ca_command == "path":
+            print(local.cert_path)
+            return 0
+        out = Path(args.output)
+        local.export(out, args.format, args.password)
+    except tls.CertificateError as exc:
+        sys.stderr.write(f"mockcre ca: {exc}\n")
+        return 2
+    except OSError as exc:
+        sys.stderr.write(f"mockcre ca export: cannot write {args.output}: {exc.strerror}\n")
+        return 2
+    if args.format == "pem":
+        print(f"wrote the CA certificate of {local.folder} to {out} (PEM)")
+    else:
+        print(f"wrote a PKCS12 truststore to {out}: trusted entry 'mockcre', password {args.password}\n"
+              f"  java -Djavax.net.ssl.trustStore={out} -Djavax.net.ssl.trustStorePassword={args.password} "
+              "-Djavax.net.ssl.trustStoreType=PKCS12 ...")
+    return 0
+
+
 def _sign(args) -> int:
     from mockcre.dialects.dm import signature
 
@@ -284,6 +310,22 @@ def build_parser() -> argparse.ArgumentParser:
     _add_browser_flags(p)
     tls.add_options(p)
     p.set_defaults(func=_proxy)
+
+    p = sub.add_parser("ca", help="the local CA that serve --tls keeps: its path, or an export for clients to trust",
+                       description="The local CA that serve --tls, proxy --tls and MockcreServer(tls=True) sign their "
+                                   "server certificates with, made on first use and kept across restarts.")
+    ca = p.add_subparsers(dest="ca_command", metavar="SUBCOMMAND", required=True)
+    q = ca.add_parser("path", help="print the CA certificate's path (PEM), making the CA if there is none yet")
+    tls.add_ca_dir_option(q)
+    q.set_defaults(func=_ca)
+    q = ca.add_parser("export", help="write the CA certificate as PEM or as a PKCS12 truststore for Java")
+    tls.add_ca_dir_option(q)
+    q.add_argument("--format", choices=["pem", "pkcs12"], default="pem", help="pem, or pkcs12: a truststore Java "
+                                                                              "loads as javax.net.ssl.trustStore (default pem)")
+    q.add_argument("-o", "--output", required=True, metavar="FILE", help="the file to write")
+    q.add_argument("--password", default=tls.JAVA_STORE_PASSWORD,
+                   help=f"the PKCS12 store's password, printed (default {tls.JAVA_STORE_PASSWORD}, as the JDK's cacerts)")
+    q.set_defaults(func=_ca)
 
     p = sub.add_parser("sign", help="print md5(BID&REQUEST_ID&TOKEN) for dm requests",
                        description="Print the MD5 signature a dm request carries in its MD5 field: "
