@@ -44,12 +44,21 @@ def _serve(args) -> int:
               "cors_origins": args.cors_origin, "allowed_hosts": args.allowed_host + tls.admin_host_names(args)}
     if args.clock is not None:
         config["clock"] = args.clock
+    from mockcre.faces import readiness
+    from mockcre.faces.server import port_is_free
+
+    args.port, args.tls_port = readiness.chosen_ports(args.host, args.port, args.tls_port)  # 0: a free port each
     problem = tls.problem_with(args)
     if problem:
         sys.stderr.write(f"mockcre serve: {problem}\n")
         return 2
+    # a port taken by another server would accept too: serve reports it and exits 2, with no ready line
+    free = all(p is None or port_is_free(args.host, p) for p in (args.port, args.tls_port))
     try:
         with tls.certificates_for(args) as certificates:
+            if free:
+                readiness.announce_when_listening(args.host, args.port, args.tls_port,
+                                                  args.tls or args.tls_port is not None, args.port_file)
             return serve(args.host, args.port, config, tls=certificates, tls_port=args.tls_port)
     except tls.CertificateError as exc:
         sys.stderr.write(f"mockcre serve: {exc}\n")
@@ -223,7 +232,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scenario", action="append", default=[], metavar="FILE",
                    help="load a scenario (repeatable): a path, or a bundled one by name such as shop.yaml")
     p.add_argument("--watch", action="store_true", help="reload changed scenario files without a restart")
-    p.add_argument("--port", type=int, default=8088, help="port (default 8088)")
+    p.add_argument("--port", type=int, default=8088, help="port (default 8088; 0: a free one, printed in the ready line)")
+    p.add_argument("--port-file", metavar="FILE", help="write the port to FILE once the server accepts connections "
+                                                       "(for test runs that start mockcre with --port 0)")
     p.add_argument("--strict", action="store_true", help="reject everything outside the documented tables")
     p.add_argument("--seed", type=int, default=0, help="seed of trace ids and scenario choices (default 0)")
     p.add_argument("--account", action="append", default=[], metavar="SPEC",
