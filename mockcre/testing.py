@@ -65,7 +65,7 @@ class MockcreServer:
         self._sock.listen(128)
         self.tls = bool(tls)
         self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self._sock.getsockname()[1]}"
-        self._certificates = None  # with tls: a throwaway local CA and its server certificate (mockcre.faces.tls)
+        self._certificates = None  # with tls: a server certificate from the kept local CA (mockcre.faces.tls.LocalCA)
         self._tls_dir = None
         self._stopped = False
         self._earlier: list[dict] = []  # entries of this test that a reset() dropped: still checked at the end
@@ -121,7 +121,7 @@ class MockcreServer:
         from mockcre.faces import tls
 
         self._tls_dir = tempfile.TemporaryDirectory(prefix="mockcre-tls-")
-        self._certificates = tls.make_local(Path(self._tls_dir.name))
+        self._certificates = tls.from_local_ca(tls.LocalCA.open(), Path(self._tls_dir.name))
         return self._certificates
 
     @property

@@ -67,3 +67,17 @@ def browser():
     driver.set_script_timeout(15)  # every execute_async_script is bounded
     yield driver
     driver.quit()
+
+
+def pytest_configure(config):
+    """The kept local CA of every server the suite starts (in-process and ``mockcre serve``, which inherit the
+    environment) lives in a temporary folder: the suite never writes into the real home's data directory."""
+    import atexit
+    import os
+    import tempfile
+
+    from mockcre.faces.tls import CA_DIR_ENV
+
+    folder = tempfile.TemporaryDirectory(prefix="mockcre-test-ca-")
+    atexit.register(folder.cleanup)
+    os.environ[CA_DIR_ENV] = os.path.join(folder.name, "ca")

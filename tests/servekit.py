@@ -12,10 +12,13 @@ from __future__ import annotations
 import contextlib
 import http.client
 import os
+import queue
+import re
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -189,3 +192,34 @@ def started_servers(cls: type[ServeProcess], workdir: Path):
     finally:
         for server in running:
             server.close()
+
+
+READY = re.compile(r"^mockcre ready on (http.+)$")
+
+
+def start_serve(cwd, *args: str, env=None) -> subprocess.Popen:
+    """``mockcre serve ARGS`` as a plain process with its output on a pipe, as a Maven or npm run starts it
+    (its own session: :func:`kill_group` stops it and its worker)."""
+    return subprocess.Popen([*mockcre_command(), "serve", *args], cwd=cwd, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True, env=env)
+
+
+def ready_line(proc: subprocess.Popen, within: float = 30) -> str:
+    """The URL(s) of the ready line, read line by line as a test runner's process reader does (in a thread,
+    so a server that never says it is ready fails the test after ``within`` seconds instead of hanging it)."""
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in iter(proc.stdout.readline, "")] + [lines.put("")],
+                     daemon=True).start()
+    deadline = time.monotonic() + within
+    seen = []
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            line = lines.get(timeout=left)
+        except queue.Empty:
+            break
+        seen.append(line)
+        found = READY.match(line.rstrip("\n"))
+        if found:
+            return found.group(1)
+        assert line, "serve ended before its ready line: " + "".join(seen)
+    raise AssertionError("no ready line within the time: " + "".join(seen))

@@ -56,13 +56,18 @@ class HttpsServe(ServeProcess):
 
 @pytest.fixture
 def https_serve(tmp_path):
-    """Factory: ``https_serve(*args)`` → a ready ``mockcre serve --tls`` whose CA is written to ``tmp_path``."""
+    """Factory: ``https_serve(*args)`` → a ready ``mockcre serve --tls`` whose kept CA is in ``tmp_path/ca``
+    (with ``--tls-ephemeral``: a throwaway CA written to ``tmp_path/ca.pem``)."""
 
     with started_servers(HttpsServe, tmp_path) as start_server:
         def make(*args: str, ca: Path | None = None) -> HttpsServe:
-            ca = ca or tmp_path / "ca.pem"
-            own = "--tls-cert" in args
-            return start_server(*args, *(() if own else ("--tls-ca-out", str(ca))), ca=ca, cwd=tmp_path)
+            if "--tls-cert" in args:
+                extra = ()
+            elif "--tls-ephemeral" in args:
+                ca, extra = tmp_path / "ca.pem", ("--tls-ca-out", str(tmp_path / "ca.pem"))
+            else:
+                ca, extra = tmp_path / "ca" / tls.CA_CERT_NAME, ("--tls-ca-dir", str(tmp_path / "ca"))
+            return start_server(*args, *extra, ca=ca, cwd=tmp_path)
 
         yield make
 
@@ -130,7 +135,8 @@ def test_curl_and_requests_reach_the_cre_host_over_https(https_serve):
     out = server.stdout()
     assert f"serving both dialects on https://127.0.0.1:{server.port}" in out
     for line in (f"curl --cacert {server.ca}", f"REQUESTS_CA_BUNDLE={server.ca}", f"SSL_CERT_FILE={server.ca}",
-                 f"keytool -importcert -noprompt -alias mockcre -file {server.ca}"):
+                 f"NODE_EXTRA_CA_CERTS={server.ca}", "mockcre ca export --format pkcs12 -o mockcre-truststore.p12",
+                 f"cp {server.ca} /usr/local/share/ca-certificates/mockcre.crt && update-ca-certificates"):
         assert line in out, out
     done = curl_post(CRE_HOST, server.port, "/upload", cre_upload("1", [cre_item("a"), cre_item("b")]), server.ca)
     assert done.returncode == 0 and json.loads(done.stdout)["code"] == "0", done.stderr
@@ -210,12 +216,13 @@ def test_a_stopped_server_leaves_its_key_nowhere(https_serve, tmp_path, monkeypa
     assert server.proc.wait(timeout=10) == 0
     assert list(made.iterdir()) == []
     assert server.ca.exists()  # clients may still hold it
+    assert not list(tmp_path.glob("*.pem"))  # the kept CA writes nothing into the working folder
 
 
 def test_tls_port_serves_https_beside_plain_http_with_one_state(serve, tmp_path):
     ca = tmp_path / "ca.pem"
     tls_port = free_port()
-    server = serve("--tls-port", str(tls_port), "--tls-ca-out", str(ca))
+    server = serve("--tls-port", str(tls_port), "--tls-ephemeral", "--tls-ca-out", str(ca))
     plain, secure = server.url, f"https://127.0.0.1:{tls_port}"
     assert f"the same over plain HTTP       {plain}/" in server.stdout()
     reported = requests.post(plain + "/upload", json=cre_upload("1", [cre_item("over-http")]), timeout=TIMEOUT)
@@ -241,10 +248,18 @@ def test_tls_port_serves_https_beside_plain_http_with_one_state(serve, tmp_path)
     (["--tls", "--tls-cert", "x.pem", "--tls-key", "x.key", "--tls-name", "n"], "with --tls-cert it makes none"),
     (["--tls", "--tls-cert", "missing.pem", "--tls-key", "missing.key"], "do not load"),
     (["--tls", "--tls-ca-out", "no/such/folder/ca.pem"], "cannot write the CA certificate"),
+    (["--tls", "--tls-ephemeral", "--tls-ca-dir", "ca"], "choose one"),
+    (["--tls", "--tls-cert", "x.pem", "--tls-key", "x.key", "--tls-ephemeral"], "with --tls-cert it makes none"),
+    (["--tls-ca-dir", "ca"], "need --tls"),
+    (["--tls", "--tls-ca-dir", "project/ca"], "into the project at"),
+    (["--tls", "--tls-ca-dir", "file/ca"], "cannot keep the local CA in"),
 ])
 @pytest.mark.parametrize("command", ["serve", "proxy"])
 def test_wrong_tls_options_exit_2_with_one_line(command, args, message, tmp_path):
     extra = ["--upstream", "http://127.0.0.1:1"] if command == "proxy" else []
+    (tmp_path / "project").mkdir()
+    (tmp_path / "project" / "package.json").write_text("{}")
+    (tmp_path / "file").write_text("a file where the CA's folder would go")
     done = run_cli(command, *extra, *args, "--port", str(free_port()), timeout=20, cwd=tmp_path)
     assert done.returncode == 2, (done.stdout, done.stderr)
     assert message in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
@@ -265,7 +280,7 @@ def test_proxy_with_tls_keeps_the_https_url_and_forwards(tmp_path):
     ca = tmp_path / "proxy-ca.pem"
     try:
         with started_servers(ProxyServe, tmp_path) as start_proxy:
-            proxy = start_proxy("--upstream", upstream.url, "--tls-ca-out", str(ca), ca=ca)
+            proxy = start_proxy("--upstream", upstream.url, "--tls-ephemeral", "--tls-ca-out", str(ca), ca=ca)
             assert f"proxy on https://127.0.0.1:{proxy.port} -> {upstream.url}" in proxy.stdout()
             done = curl_post(CRE_HOST, proxy.port, "/upload", cre_upload("1", [cre_item("a")]), ca)
             assert json.loads(done.stdout)["code"] == "0", done.stderr
@@ -284,44 +299,7 @@ class ProxyServe(HttpsServe):
     command = "proxy"
 
 
-JAVA_CLIENT = """
-import java.net.HttpURLConnection;
-import java.net.URL;
-import java.nio.charset.StandardCharsets;
-
-public class Post {
-    public static void main(String[] args) throws Exception {
-        HttpURLConnection c = (HttpURLConnection) new URL(args[0]).openConnection();
-        c.setRequestMethod("POST");
-        c.setDoOutput(true);
-        c.setRequestProperty("Content-Type", "application/json");
-        c.getOutputStream().write(args[1].getBytes(StandardCharsets.UTF_8));
-        System.out.print(new String(c.getInputStream().readAllBytes(), StandardCharsets.UTF_8));
-    }
-}
-"""
-
-
-def test_a_java_client_trusts_the_ca_by_the_printed_keytool_line(https_serve, tmp_path):
-    """A stock HttpURLConnection dials the real host name (a hosts file for the JVM only) and verifies."""
-    need_tools("java", "keytool", install="apt-get install default-jdk-headless")
-    server = https_serve()
-    java_lines = [line.split("Java:", 1)[1] for line in server.stdout().splitlines() if "Java:" in line]
-    imported = subprocess.run(java_lines[0], shell=True, cwd=tmp_path, capture_output=True, text=True, timeout=60)
-    assert imported.returncode == 0, imported.stderr
-    (tmp_path / "hosts").write_text(f"127.0.0.1 {CRE_HOST}\n")
-    (tmp_path / "Post.java").write_text(JAVA_CLIENT)
-    java = ["java", "-Djdk.net.hosts.file=hosts", "-Djavax.net.ssl.trustStore=mockcre-truststore.p12",
-            "-Djavax.net.ssl.trustStorePassword=changeit", "Post.java", f"https://{CRE_HOST}:{server.port}/query",
-            json.dumps(cre_query())]
-    done = subprocess.run(java, cwd=tmp_path, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
-    assert done.returncode == 0 and json.loads(done.stdout)["code"] == "0", done.stderr
-    untrusting = subprocess.run([java[0], java[1], *java[4:]], cwd=tmp_path, capture_output=True, text=True,
-                                timeout=120, stdin=subprocess.DEVNULL)
-    assert untrusting.returncode != 0 and "PKIX path building failed" in untrusting.stderr
-
-
-def test_the_test_handle_serves_https_with_its_own_ca():
+def test_the_test_handle_serves_https_from_the_kept_ca():
     from mockcre.testing import MockcreServer
 
     with MockcreServer(scenario="shop", tls=True) as mock:
@@ -337,6 +315,7 @@ def test_the_test_handle_serves_https_with_its_own_ca():
         mock.assert_called("cre.query", times=1)
     with pytest.raises(RuntimeError):
         MockcreServer().ssl_context()
+    assert mock.ca_path == tls.LocalCA.open().cert_path  # the environment's CA folder (conftest: a temporary one)
 
 
 @pytest.mark.mockcre(tls=True, scenario="shop")
@@ -347,3 +326,64 @@ def test_the_fixture_with_the_tls_marker(mockcre):
                                 "scene_id": "s", "pool_id": "0", "cid": "c"})
     assert reply.json()["code"] in (0, -3)
     mockcre.assert_called("dm.service")
+
+
+# -- the kept local CA and mockcre ca ----------------------------------------------------------------
+
+
+def test_the_kept_ca_is_made_once_with_a_private_key_and_signs_each_start(tmp_path):
+    first = tls.LocalCA.open(tmp_path / "ca")
+    assert first.key_path.stat().st_mode & 0o777 == 0o600 and first.folder.stat().st_mode & 0o777 == 0o700
+    assert "PRIVATE KEY" not in first.cert_path.read_text()
+    pem = first.cert_path.read_bytes()
+    first.key_path.chmod(0o644)  # a key made readable by hand is made private again
+    again = tls.LocalCA.open(tmp_path / "ca")
+    assert again.cert_path.read_bytes() == pem and again.key_path.stat().st_mode & 0o777 == 0o600
+    one = tls.from_local_ca(again, tmp_path / "one")
+    two = tls.from_local_ca(again, tmp_path / "two")
+    assert one.cert_path.read_bytes() != two.cert_path.read_bytes()  # a fresh server certificate each start
+    for made in (one, two):
+        assert made.ca_path == first.cert_path
+        made.server_context()  # the pair loads
+        served = x509.load_pem_x509_certificate(made.cert_path.read_bytes())
+        assert served.issuer == x509.load_pem_x509_certificate(pem).subject
+
+
+def test_the_ca_folder_follows_the_environment_else_the_users_data_directory(monkeypatch, tmp_path):
+    monkeypatch.setenv(tls.CA_DIR_ENV, str(tmp_path / "elsewhere"))
+    assert tls.default_ca_dir() == tmp_path / "elsewhere"
+    monkeypatch.delenv(tls.CA_DIR_ENV)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    assert tls.default_ca_dir() == tmp_path / "data" / "mockcre" / "ca"  # XDG rules (platformdirs), not made here
+
+
+def test_ca_path_and_both_exports(tmp_path):
+    ca_dir = str(tmp_path / "ca")
+    done = run_cli("ca", "path", "--tls-ca-dir", ca_dir, timeout=20, cwd=tmp_path)
+    assert done.returncode == 0 and done.stdout == f"{tmp_path / 'ca' / tls.CA_CERT_NAME}\n", done.stderr
+    done = run_cli("ca", "export", "--tls-ca-dir", ca_dir, "--format", "pem", "-o", "out.pem", timeout=20, cwd=tmp_path)
+    assert done.returncode == 0 and (tmp_path / "out.pem").read_bytes() == (tmp_path / "ca" / tls.CA_CERT_NAME).read_bytes()
+    done = run_cli("ca", "export", "--tls-ca-dir", ca_dir, "--format", "pkcs12", "-o", "store.p12", "--password", "s3cret",
+                   timeout=20, cwd=tmp_path)
+    assert done.returncode == 0 and "password s3cret" in done.stdout, done.stderr
+    from cryptography.hazmat.primitives.serialization import pkcs12
+
+    store = pkcs12.load_pkcs12((tmp_path / "store.p12").read_bytes(), b"s3cret")
+    assert store.key is None and [c.certificate for c in store.additional_certs] == [
+        x509.load_pem_x509_certificate((tmp_path / "out.pem").read_bytes())]
+    with pytest.raises(ValueError):
+        pkcs12.load_pkcs12((tmp_path / "store.p12").read_bytes(), b"s3cre")  # one character short: refused
+    done = run_cli("ca", "export", "--tls-ca-dir", ca_dir, "-o", "no/such/dir/x.pem", timeout=20, cwd=tmp_path)
+    assert done.returncode == 2 and "cannot write no/such/dir/x.pem" in done.stderr
+
+
+def test_restarting_serve_keeps_the_ca_a_client_trusted(https_serve):
+    first = https_serve()
+    trusted = first.ca.read_bytes()
+    first.close()
+    second = https_serve()
+    assert second.ca.read_bytes() == trusted
+    resp = requests.get(second.url + "/__admin/health", verify=str(second.ca), timeout=TIMEOUT)
+    assert resp.json() == {"status": "ok"}
+    ephemeral = https_serve("--tls-ephemeral")
+    assert ephemeral.ca.read_bytes() != trusted  # today's throwaway CA, on request

@@ -54,12 +54,21 @@ def _serve(args) -> int:
               "latency": args.latency}
     if args.clock is not None:
         config["clock"] = args.clock
+    from mockcre.faces import readiness
+    from mockcre.faces.server import port_is_free
+
+    args.port, args.tls_port = readiness.chosen_ports(args.host, args.port, args.tls_port)  # 0: a free port each
     problem = tls.problem_with(args)
     if problem:
         sys.stderr.write(f"mockcre serve: {problem}\n")
         return 2
+    # a port taken by another server would accept too: serve reports it and exits 2, with no ready line
+    free = all(p is None or port_is_free(args.host, p) for p in (args.port, args.tls_port))
     try:
         with tls.certificates_for(args) as certificates:
+            if free:
+                readiness.announce_when_listening(args.host, args.port, args.tls_port,
+                                                  args.tls or args.tls_port is not None, args.port_file)
             return serve(args.host, args.port, config, tls=certificates, tls_port=args.tls_port)
     except tls.CertificateError as exc:
         sys.stderr.write(f"mockcre serve: {exc}\n")
@@ -136,6 +145,32 @@ def _report(args) -> int:
     return report_cli.main(args)
 
 
+def _ca(args) -> int:
+    """``mockcre ca path`` and ``mockcre ca export``: the kept local CA, for clients to trust."""
+    from pathlib import Path
+
+    try:
+        local = tls.LocalCA.open(args.tls_ca_dir)
+        if args.ca_command == "path":
+            print(local.cert_path)
+            return 0
+        out = Path(args.output)
+        local.export(out, args.format, args.password)
+    except tls.CertificateError as exc:
+        sys.stderr.write(f"mockcre ca: {exc}\n")
+        return 2
+    except OSError as exc:
+        sys.stderr.write(f"mockcre ca export: cannot write {args.output}: {exc.strerror}\n")
+        return 2
+    if args.format == "pem":
+        print(f"wrote the CA certificate of {local.folder} to {out} (PEM)")
+    else:
+        print(f"wrote a PKCS12 truststore to {out}: trusted entry 'mockcre', password {args.password}\n"
+              f"  java -Djavax.net.ssl.trustStore={out} -Djavax.net.ssl.trustStorePassword={args.password} "
+              "-Djavax.net.ssl.trustStoreType=PKCS12 ...")
+    return 0
+
+
 def _sign(args) -> int:
     from mockcre.dialects.dm import signature
 
@@ -209,7 +244,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scenario", action="append", default=[], metavar="FILE",
                    help="load a scenario (repeatable): a path, or a bundled one by name such as shop.yaml")
     p.add_argument("--watch", action="store_true", help="reload changed scenario files without a restart")
-    p.add_argument("--port", type=int, default=8088, help="port (default 8088)")
+    p.add_argument("--port", type=int, default=8088, help="port (default 8088; 0: a free one, printed in the ready line)")
+    p.add_argument("--port-file", metavar="FILE", help="write the port to FILE once the server accepts connections "
+                                                       "(for test runs that start mockcre with --port 0)")
     p.add_argument("--strict", action="store_true", help="reject everything outside the documented tables")
     p.add_argument("--seed", type=int, default=0, help="seed of trace ids and scenario choices (default 0)")
     p.add_argument("--account", action="append", default=[], metavar="SPEC",
@@ -308,6 +345,22 @@ def build_parser() -> argparse.ArgumentParser:
     _add_browser_flags(p)
     tls.add_options(p)
     p.set_defaults(func=_proxy)
+
+    p = sub.add_parser("ca", help="the local CA that serve --tls keeps: its path, or an export for clients to trust",
+                       description="The local CA that serve --tls, proxy --tls and MockcreServer(tls=True) sign their "
+                                   "server certificates with, made on first use and kept across restarts.")
+    ca = p.add_subparsers(dest="ca_command", metavar="SUBCOMMAND", required=True)
+    q = ca.add_parser("path", help="print the CA certificate's path (PEM), making the CA if there is none yet")
+    tls.add_ca_dir_option(q)
+    q.set_defaults(func=_ca)
+    q = ca.add_parser("export", help="write the CA certificate as PEM or as a PKCS12 truststore for Java")
+    tls.add_ca_dir_option(q)
+    q.add_argument("--format", choices=["pem", "pkcs12"], default="pem", help="pem, or pkcs12: a truststore Java "
+                                                                              "loads as javax.net.ssl.trustStore (default pem)")
+    q.add_argument("-o", "--output", required=True, metavar="FILE", help="the file to write")
+    q.add_argument("--password", default=tls.JAVA_STORE_PASSWORD,
+                   help=f"the PKCS12 store's password, printed (default {tls.JAVA_STORE_PASSWORD}, as the JDK's cacerts)")
+    q.set_defaults(func=_ca)
 
     p = sub.add_parser("sign", help="print md5(BID&REQUEST_ID&TOKEN) for dm requests",
                        description="Print the MD5 signature a dm request carries in its MD5 field: "
