@@ -319,3 +319,30 @@ def test_a_silent_or_slow_head_is_closed_after_the_idle_time(monkeypatch):
         assert kept.recv(100) == b""
     finally:
         stop_soon(srv)
+
+
+# -- the same on `mockcre serve --tls-port`: HTTPS and the plain door, one process ---------------------
+
+
+def test_serve_tls_port_resets_on_both_doors(tmp_path):
+    from httpkit import free_port
+    from servekit import ServeProcess
+
+    path = tmp_path / "faults.json"
+    path.write_text(json.dumps(_scenario()), encoding="utf-8")
+    tls_port = free_port()
+    with ServeProcess(tmp_path, "--scenario", str(path), "--tls-port", str(tls_port),
+                      "--tls-ca-out", str(tmp_path / "ca.pem")) as served:
+        ca = str(tmp_path / "ca.pem")
+        https = f"https://127.0.0.1:{tls_port}"
+        for base in (served.url, https):
+            with pytest.raises(requests.exceptions.ConnectionError) as caught:
+                requests.post(base + "/dm/service", json=dm_recommend(uid="reset"), timeout=5, verify=ca)
+            if base == served.url:  # over TLS Python's ssl reports the RST as the peer going away
+                assert "reset" in str(caught.value).lower(), caught.value
+            assert requests.post(base + "/dm/service", json=dm_recommend(uid="calm"), timeout=5,
+                                 verify=ca).json()["code"] == -3
+        with socket.create_connection(("127.0.0.1", served.port), timeout=5) as raw:  # the plain door, raw
+            raw.sendall(_raw_request(served, "reset"))
+            with pytest.raises(ConnectionResetError):
+                assert raw.recv(100) == b"", "an orderly close instead of a reset"
