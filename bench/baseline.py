@@ -1,33 +1,32 @@
-"""The benchmark's baseline: a bare Flask app with a constant JSON reply, on granian as mockcre serves.
+"""The benchmark's baseline: a bare aiohttp server with a constant JSON reply, on the loop mockcre serves with.
 
     python bench/baseline.py PORT
 """
 
 from __future__ import annotations
 
+import asyncio
 import sys
 
-from flask import Flask
-from granian import Granian
-from granian.constants import Interfaces
+from aiohttp import web
 
-from mockcre.faces.server import SERVER_THREADS
+from mockcre.faces.core import new_loop
+
+REPLY = b'{"seq_no":"1","code":"0","message":"success"}'
 
 
-def make() -> Flask:
-    app = Flask("baseline")
+async def constant(request: web.BaseRequest) -> web.Response:
+    await request.read()
+    return web.Response(body=REPLY, content_type="application/json")
 
-    @app.get("/health")
-    def health():
-        return {"status": "ok"}
 
-    @app.post("/<path:anything>")
-    def constant(anything):
-        return {"seq_no": "1", "code": "0", "message": "success"}
-
-    return app
+def main(port: int) -> None:
+    loop = new_loop()
+    asyncio.set_event_loop(loop)
+    server = web.Server(constant, loop=loop, access_log=None)
+    loop.run_until_complete(loop.create_server(server, "127.0.0.1", port, backlog=4096))
+    loop.run_forever()
 
 
 if __name__ == "__main__":
-    Granian("baseline:make", factory=True, interface=Interfaces.WSGI, address="127.0.0.1", port=int(sys.argv[1]),
-            workers=1, blocking_threads=SERVER_THREADS, log_enabled=False).serve()
+    main(int(sys.argv[1]))

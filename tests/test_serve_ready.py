@@ -6,7 +6,6 @@ language finds it; every wait is bounded.
 
 from __future__ import annotations
 
-import subprocess
 
 import requests
 

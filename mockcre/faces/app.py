@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-import struct
 import time
 
 from flask import Flask
@@ -27,6 +25,7 @@ def create_app(config=None) -> Flask:
     app.url_map.strict_slashes = False  # and "/__admin" the same as "/__admin/", without a redirect
     app.extensions["mockcre"] = service
     app.wsgi_app = Cors(service.config, ApiRoutes(service, app.wsgi_app))
+    app.extensions["mockcre.api_chain"] = app.wsgi_app  # while unwrapped, mockcre.faces.core answers the API itself
 
     from mockcre.faces import admin, dashboard
 
@@ -39,6 +38,9 @@ def create_app(config=None) -> Flask:
 
 class ApiRoutes:
     """WSGI in front of Flask: the API's paths go straight to the Service, everything else to Flask.
+
+    A server answers the API on its asyncio loop (:mod:`mockcre.faces.core`); this is the same
+    pipeline for WSGI callers: Flask's test client, or a server whose app a test wrapped.
 
     The API is a flat table of POST paths, and Flask's request machinery (context, routing,
     response objects) cost as much as answering a recommendation; the admin pages and the
@@ -97,19 +99,13 @@ def _json_error(start_response, status: int, message: str, headers=()):
 
 
 def _break_connection(environ, start_response, reply: Reply):
-    """A scenario fault: end the connection without an answer (after holding it, for a timeout).
+    """A scenario fault through WSGI: the body raises, after holding the connection for a timeout.
 
-    Werkzeug's server hands over its socket, which is shut down with SO_LINGER 0 so the client
-    sees the connection drop; other servers (granian) abort the connection when the body raises,
-    after a declared length the body never delivers. Either way the client gets a connection
-    error, not a reply.
+    mockcre.faces.core turns the error into a reset of the connection; the loop's own path (the usual
+    one) carries out each fault exactly instead.
     """
     if reply.hold:
         time.sleep(reply.hold)
-    sock = environ.get("werkzeug.socket")
-    if sock is not None:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        sock.shutdown(socket.SHUT_RDWR)  # also ends keep-alive, so the server thread lets go at once
 
     def aborted():
         raise ConnectionAbortedError(f"mockcre scenario fault: {reply.fault}")

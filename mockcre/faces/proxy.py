@@ -18,9 +18,9 @@ the client and an entry with ``upstream.error``: never a hang.
 ``--record FILE`` keeps the exchanges as a scenario that ``mockcre serve --scenario FILE``
 replays (see :mod:`mockcre.tools.record`).
 
-The proxy runs on granian exactly as ``mockcre serve`` does (:class:`mockcre.faces.server.WorkerHandoff`):
-the app is built in the parent, so a bad ``--upstream`` fails before anything listens, and
-granian's forked worker inherits it.
+The proxy runs on the same asyncio core as ``mockcre serve`` (:mod:`mockcre.faces.core`); every
+request goes to the Flask app on the core's thread pool, since forwarding waits on the upstream.
+The app is built before anything listens, so a bad ``--upstream`` fails first.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from __future__ import annotations
 import http.client
 import json
 import logging
-import os
 import socket
 import sys
 import time
@@ -414,20 +413,11 @@ def _target(environ) -> str:
 # -- serving ----------------------------------------------------------------------------------------
 
 
-def _flush_recording_at_exit(app) -> None:
-    """granian's worker is a multiprocessing child: it ends with os._exit, running multiprocessing's
-    finalizers (not atexit), so the last exchanges of a burst are written when it stops."""
-    recorder = app.extensions["mockcre.proxy"].recorder
-    if recorder is not None:
-        from multiprocessing import util
-
-        util.Finalize(None, recorder.flush, exitpriority=10)
-
-
-def serve_proxy(host: str, port: int, options: dict, threads: int = 16, out=sys.stdout, tls=None) -> int:
+def serve_proxy(host: str, port: int, options: dict, out=sys.stdout, tls=None) -> int:
     """Serve until SIGINT or SIGTERM (HTTPS with ``tls``, a :class:`mockcre.faces.tls.Certificates`); 0 on a clean
     stop, 2 when it cannot start (the port is taken)."""
-    from mockcre.faces.server import EXIT_CANNOT_START, WorkerHandoff, base_url, port_is_free, run_granian
+    from mockcre.faces.core import Site, run_until_signalled
+    from mockcre.faces.server import EXIT_CANNOT_START, base_url, port_is_free
     from mockcre.faces.tls import trust_lines
 
     if not port_is_free(host, port):
@@ -445,8 +435,8 @@ def serve_proxy(host: str, port: int, options: dict, threads: int = 16, out=sys.
     if tls is not None and tls.ca_path is not None:
         out.write("\n".join(trust_lines(tls.ca_path, base)) + "\n")
     out.flush()
-    run_granian(WorkerHandoff(app, os.getpid(), _flush_recording_at_exit), host, port, threads, tls)
-    return 0
+    site = Site(host, port, ssl_context=tls.server_context() if tls is not None else None)
+    return run_until_signalled(app, [site], on_stop=proxy.recorder.flush if proxy.recorder is not None else None)
 
 
 def main(args) -> int:

@@ -37,7 +37,7 @@ class CertificateError(ValueError):
 
 @dataclass(frozen=True)
 class Certificates:
-    """A server certificate chain and key as files (granian and ``ssl`` load files), and the CA clients trust."""
+    """A server certificate chain and key as files (``ssl`` loads files), and the CA clients trust."""
 
     cert_path: Path
     key_path: Path
@@ -46,6 +46,7 @@ class Certificates:
     def server_context(self) -> ssl.SSLContext:
         """A server-side context with the certificate loaded; raises ``ssl.SSLError`` or ``OSError`` if it does not load."""
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2  # Java 8 clients, still common with the SDK, stop at 1.2
         context.load_cert_chain(self.cert_path, self.key_path)
         return context
 
@@ -245,18 +246,6 @@ def trust_lines(ca_path: Path, base: str) -> list[str]:
         f"    PHP and the system (Debian, root): cp {ca_path} /usr/local/share/ca-certificates/mockcre.crt "
         "&& update-ca-certificates",
     ]
-
-
-def granian_options(certs: Certificates | None) -> dict:
-    """granian's keyword arguments to serve HTTPS with ``certs`` (none: plain HTTP).
-
-    TLS 1.2 and up, where granian's own minimum is 1.3: Java 8 clients, still common with the SDK, stop at 1.2.
-    """
-    if certs is None:
-        return {}
-    from granian.constants import SSLProtocols
-
-    return {"ssl_cert": certs.cert_path, "ssl_key": certs.key_path, "ssl_protocol_min": SSLProtocols.tls12}
 
 
 @contextlib.contextmanager

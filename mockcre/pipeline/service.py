@@ -43,7 +43,7 @@ class Reply:
     body: bytes
     headers: tuple = JSON_HEADERS
     delay: float = 0.0
-    fault: str | None = None  # reset | timeout (malformed and empty are already in body)
+    fault: str | None = None  # done by the server to the connection: reset | close | garbage | timeout | truncated
     hold: float = 0.0  # how long a timeout fault holds the connection, seconds
 
 
@@ -222,7 +222,9 @@ class Service:
             reply.body = reply.body[: max(len(reply.body) // 2, 1)]
         elif decision.fault == "empty":
             reply.body = b""
-        if decision.fault in ("malformed", "empty"):
+        elif decision.fault == "truncated":  # the server sends half of this body under its full length
+            reply.fault = "truncated"
+        if decision.fault in ("malformed", "empty", "truncated"):
             ex.reply = {"fault": decision.fault, "would_have_answered": ex.reply}
         return reply
 

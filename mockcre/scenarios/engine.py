@@ -96,6 +96,8 @@ class Scenario:
 
 
 JSON_CONTENT_TYPE = "application/json; charset=utf-8"
+#: Faults that end the connection before any reply: the request is lost, so nothing is stored.
+DROPPING_FAULTS = ("reset", "close", "garbage", "timeout")
 
 
 @dataclass(frozen=True)
@@ -104,9 +106,9 @@ class Decision:
 
     ``answer`` says what to send: ``"code"`` (the dialect's envelope with ``code`` and ``message``),
     ``"recommend"`` (the canned ``ranking``), ``"raw"`` (``status``, ``body`` and ``headers`` as
-    they are), ``"drop"`` (no reply at all: the ``reset``/``timeout`` faults) or ``"engine"``
-    (the stateful engine answers, after the delay). ``fault`` ``malformed``/``empty`` then spoils
-    the reply that was made.
+    they are), ``"drop"`` (no reply at all: the :data:`DROPPING_FAULTS`) or ``"engine"``
+    (the stateful engine answers, after the delay). ``fault`` ``malformed``/``empty``/``truncated``
+    then spoils the reply that was made.
     """
 
     scenario: str
@@ -157,7 +159,7 @@ def resolve(then: dict, body, base_dir: Path | None) -> dict:
                                f"({template!r}), and the value {problem}; send that field without control "
                                "characters or non-ASCII text"}
     resolved = {"fault": fault, "headers": tuple(headers.items())}
-    if fault in ("reset", "timeout"):  # the request is lost: nothing is stored
+    if fault in DROPPING_FAULTS:  # the request is lost: nothing is stored
         return {**resolved, "answer": "drop", "hold_ms": then.get("timeout_ms", 30_000) if fault == "timeout" else 0.0}
     if "code" in then:
         return {**resolved, "answer": "code", "code": int(then["code"]),
@@ -173,7 +175,7 @@ def resolve(then: dict, body, base_dir: Path | None) -> dict:
         data = dumps_body(payload)
         shown = payload if isinstance(payload, (dict, list)) else {"raw": payload if isinstance(payload, str) else data.decode()}
         return {**resolved, "answer": "raw", "status": then.get("status", 200), "body": data, "shown": shown}
-    return {**resolved, "answer": "engine"}  # passthrough, or only delay / next_state / a malformed or empty fault
+    return {**resolved, "answer": "engine"}  # passthrough, or only delay / next_state / a fault that spoils the reply
 
 
 def _ranked(entry) -> tuple:
