@@ -1,8 +1,8 @@
 """Helpers for the tests that run ``mockcre`` as a user does: a real process, a real port, real signals.
 
-``mockcre serve`` starts granian, whose worker is a child process in a process group of its own, so
-a server is started in a session of its own and :meth:`ServeProcess.close` kills the whole group
-(and the worker if it is still there): a hanging or failed test can never leave a server behind.
+``mockcre serve`` is one process with one asyncio loop; a server is started in a session of its own
+and :meth:`ServeProcess.close` kills the whole group: a hanging or failed test can never leave a
+server behind.
 Output goes to files, never to a pipe, so a chatty server cannot block on a full pipe.
 Every wait is bounded; everything talks to 127.0.0.1 only.
 """
@@ -38,22 +38,6 @@ def run_cli(*args: str, timeout: float = 60, cwd=None) -> subprocess.CompletedPr
     """A mockcre command that ends by itself: output captured as text, no stdin, bounded by ``timeout``."""
     return subprocess.run(mockcre_command() + list(args), capture_output=True, text=True, timeout=timeout,
                           stdin=subprocess.DEVNULL, cwd=cwd)
-
-
-def children_of(pid: int) -> list[int]:
-    """The pids whose parent is ``pid`` (from /proc): granian's worker is not in its parent's process group."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        if int(stat[stat.rindex(b")") + 2:].split()[1]) == pid:  # after "pid (comm) state": the parent
-            found.append(int(entry))
-    return found
 
 
 def alive(pid: int) -> bool:
@@ -93,7 +77,6 @@ class ServeProcess:
         self.args = args
         # with --admin-token even the health check needs the token
         self.admin_token = args[args.index("--admin-token") + 1] if "--admin-token" in args else None
-        self.workers: list[int] = []
         self._out = open(workdir / f"{self.command}-{self.port}.out", "w+", encoding="utf-8")
         self._err = open(workdir / f"{self.command}-{self.port}.err", "w+", encoding="utf-8")
         self.started = time.monotonic()
@@ -114,10 +97,7 @@ class ServeProcess:
         self.close()
 
     def wait_ready(self, within: float | None = None) -> float:
-        """Poll the health check until it answers 200 (the process must not exit meanwhile); seconds since start.
-
-        Also records granian's worker(s) in ``workers``: they are not in the process group :meth:`close` kills.
-        """
+        """Poll the health check until it answers 200 (the process must not exit meanwhile); seconds since start."""
         deadline = time.monotonic() + (self.start_within if within is None else within)
         while True:
             assert self.proc.poll() is None, f"mockcre serve exited {self.proc.returncode}: {self.log()}"
@@ -128,7 +108,6 @@ class ServeProcess:
                 pass
             assert time.monotonic() < deadline, "mockcre serve did not start: " + self.log()
             time.sleep(0.05)
-        self.workers = children_of(self.proc.pid)
         return time.monotonic() - self.started
 
     def admin_headers(self) -> dict:
@@ -164,12 +143,8 @@ class ServeProcess:
         conn.request(method, path, body, headers)
 
     def close(self) -> None:
-        """Kill the process group, then any worker still there; safe to call twice."""
+        """Kill the process group (serve is one process with one loop); safe to call twice."""
         kill_group(self.proc)
-        for pid in self.workers:
-            if alive(pid):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
         self._out.close()
         self._err.close()
 

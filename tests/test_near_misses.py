@@ -19,7 +19,7 @@ import requests
 
 from httpkit import (TIMEOUT, Client, cre_item, cre_query, cre_upload, dm_item, fixed_clock, free_port,
                      start, stop_soon)
-from mockcre.faces.cors import parse_origin
+from mockcre.pipeline.config import parse_origin
 from mockcre.faces.proxy import create_proxy_app
 from mockcre.faces.server import ThreadedServer
 from servekit import ServeProcess, started_servers
@@ -449,12 +449,10 @@ def test_serve_tls_takes_a_tls12_only_client_and_refuses_tls11(tmp_path):
             assert _handshake(port, ssl.TLSVersion.TLSv1_1).startswith("refused")
 
 
-def test_the_granian_tls_settings_name_tls12_as_the_minimum(tmp_path):
+def test_the_server_context_names_tls12_as_the_minimum(tmp_path):
     """The setting itself, for machines whose OpenSSL can no longer make a TLS 1.1 client at all."""
-    from granian.constants import SSLProtocols
+    import ssl
 
     from mockcre.faces import tls
     with tls.serving_certificates(ca_out=str(tmp_path / "ca.pem")) as certs:
-        assert tls.granian_options(certs)["ssl_protocol_min"] == SSLProtocols.tls12
-    assert tls.granian_options(None) == {}
-
+        assert certs.server_context().minimum_version == ssl.TLSVersion.TLSv1_2

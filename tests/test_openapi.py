@@ -496,7 +496,8 @@ def test_schemathesis_sends_every_example_and_mockcre_accepts_each(document, spe
     assert code == 0, output[-6000:]
     assert "skipped" not in output.lower(), output[-3000:]
     assert set(sent) == set(PATHS)
-    for path, item in document["paths"].items():
+    for path in PATHS:  # the API's operations; the admin ones are excluded from the run by tag
+        item = document["paths"][path]
         checked_and_accepted = [body for body, statuses in sent[path] if statuses == ["success"]]
         for key, example in item["post"]["requestBody"]["content"]["application/json"]["examples"].items():
             assert example["value"] in checked_and_accepted, (path, key)

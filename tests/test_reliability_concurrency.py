@@ -1,6 +1,6 @@
 """Issue 9.2, concurrency: 32 clients uploading mixed batches at once while others query.
 
-One real ``mockcre serve`` (granian, one worker, ``--state`` and ``--journal`` on) on a free
+One real ``mockcre serve`` (one process, ``--state`` and ``--journal`` on) on a free
 127.0.0.1 port. 32 client threads, each on its own keep-alive connection, upload their own items
 and actions in a seeded random mix — cre item batches, cre action batches (several item_action
 entries per record), single dm item reports, dm actions naming several items, each client also

@@ -1,6 +1,6 @@
 """Issue 9.3, fuzzing: at least 100,000 hostile requests to every endpoint, admin included.
 
-One real ``mockcre serve`` (granian) on a free 127.0.0.1 port takes the whole campaign:
+One real ``mockcre serve`` on a free 127.0.0.1 port takes the whole campaign:
 
 - *cheap generators* (most of the volume), pipelined on keep-alive raw sockets by 4 threads:
   random bytes, mutated and truncated valid bodies, hostile JSON values (NaN, 1e999, lone
@@ -19,10 +19,10 @@ One real ``mockcre serve`` (granian) on a free 127.0.0.1 port takes the whole ca
 
 Every reply must be: not 5xx; JSON when it has a body (dashboard pages excepted, which are HTML
 by design); without "Traceback"; and, for API endpoints, the dialect's envelope. The only
-body-less answers allowed are granian's own 400/413/414/431 to bytes that are not HTTP/1.1, and
+body-less answers allowed are the HTTP server library's own 400/413/414/431 to bytes that are not HTTP/1.1, and
 none at all for a slow loris that never completes. Afterwards a valid request must be answered
-correctly, and after ``POST /__admin/reset`` the worker's RSS (``/proc/<pid>/status`` of the
-granian worker) must be within 10 % (or 8 MiB) of the warmed-up baseline; when it is not, a second
+correctly, and after ``POST /__admin/reset`` the server's RSS (``/proc/<pid>/status`` of the
+serve process) must be within 10 % (or 8 MiB) of the warmed-up baseline; when it is not, a second
 campaign decides (a leak grows again, allocator placement does not).
 
 ``MOCKCRE_FUZZ_SCALE`` (default 1.0) scales every count; everything is bounded in count and time
@@ -77,15 +77,9 @@ def rss_bytes(pid: int) -> int:
 
 
 class Server(ServeProcess):
-    """``mockcre serve`` with exactly one granian worker, ``worker``: its RSS is what the campaign watches."""
+    """``mockcre serve``: one process, whose RSS is what the campaign watches."""
 
     timeout = SOCKET_TIMEOUT
-
-    def wait_ready(self, within: float | None = None) -> float:
-        took = super().wait_ready(within)
-        assert len(self.workers) == 1, self.workers
-        self.worker = self.workers[0]
-        return took
 
 
 @pytest.fixture
@@ -209,7 +203,7 @@ def judge(method: str, path: str, status: int, headers: dict, body: bytes) -> st
         if method in ("HEAD", "OPTIONS"):
             return None
         if not ctype and status in (400, 408, 413, 414, 431):
-            return None  # granian's own answer to bytes it does not take for HTTP/1.1 (the app always sets a type)
+            return None  # the server library's own answer to bytes it does not take for HTTP/1.1 (the app always sets a type)
         return f"HTTP {status} with an empty body ({ctype or 'no Content-Type'})"
     if is_page(path) and ctype.startswith("text/html"):
         return None
@@ -817,10 +811,10 @@ def settle_rss(server: Server) -> int:
     """RSS of the worker after a reset, once it stops moving (at most 2 s)."""
     status, _, _ = server.request("POST", "/__admin/reset?scenarios=1")
     assert status == 200
-    last = rss_bytes(server.worker)
+    last = rss_bytes(server.proc.pid)
     for _ in range(10):
         time.sleep(0.2)
-        now = rss_bytes(server.worker)
+        now = rss_bytes(server.proc.pid)
         if abs(now - last) < 256 * 1024:
             return now
         last = now
@@ -1010,7 +1004,7 @@ def test_one_wide_body_keeps_the_journal_within_its_byte_bound(served):
     took = time.monotonic() - started
     assert status == 200 and strict_json(reply)["code"] == "-1"
     stats = json.loads(served.request("GET", "/__admin/journal?limit=0")[2])
-    rss = rss_bytes(served.worker)
+    rss = rss_bytes(served.proc.pid)
     problems = []
     if stats["bytes"] > stats["max_bytes"]:
         problems.append(f"one {len(body):,}-byte request made a {stats['bytes']:,}-byte journal entry "

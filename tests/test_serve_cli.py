@@ -118,7 +118,7 @@ def test_serve_stops_on_sigterm(served):
 
 
 def test_serve_stops_on_ctrl_c_to_the_process_group(served):
-    """A terminal's Ctrl-C signals every process of the foreground group (granian's worker too).
+    """A terminal's Ctrl-C signals every process of the foreground group.
 
     Three starts in a row: a server that misses the signal only sometimes still fails this test.
     """
@@ -229,7 +229,8 @@ def test_sign_output_is_accepted_by_a_guarded_server():
 
 
 def test_server_environment_variables_never_read_as_request_headers(served, monkeypatch):
-    """granian builds each request's environ on a copy of os.environ; HTTP_* variables must not leak in."""
+    """The admin and dashboard run as WSGI apps over environs the bridge builds; HTTP_* server variables of
+    os.environ must not leak in as request headers."""
     monkeypatch.setenv("HTTP_X_FROM_SERVER_ENV", "leaked")
     monkeypatch.setenv("HTTP_X_FORWARDED_FOR", "10.0.0.1")  # (not HTTP_PROXY: the test's own client would use it)
     server = served()

@@ -15,6 +15,8 @@ import zlib
 
 import pytest
 
+from mockcre.common.domain import PATHS
+
 from httpkit import TIMEOUT, Client, cre_item, cre_upload, dm_item, serve, start, stop_soon  # noqa: F401
 
 QUERY = {"seq_no": "7", "token": "t", "proj_id": "1", "scn_id": "2", "uid_type": "5", "user_id": ""}
@@ -292,7 +294,7 @@ def test_bundled_scenarios_by_bare_name_everywhere(serve, tmp_path):
                                         {"Content-Type": "application/json"})
         reply = json.loads(raw)
         assert status == 200 and reply["code"] == "0" and reply["abtag"] == "9001", reply  # the shop's shoppers
-        post_cut_short(server.url, json.dumps(cre_upload("1", [cre_item("cut")])).encode())  # granian reads short too
+        post_cut_short(server.url, json.dumps(cre_upload("1", [cre_item("cut")])).encode())  # the server reads short too
     done = run_cli("serve", "--port", "1", "--scenario", "shpo", timeout=30)
     assert done.returncode == 2 and "bundled: cold-start, errors, flaky, news-feed, shop, strict-auth" in done.stderr
 
@@ -300,8 +302,9 @@ def test_bundled_scenarios_by_bare_name_everywhere(serve, tmp_path):
 def test_openapi_says_strict_refuses_other_content_types():
     from mockcre.tools.openapi import build
 
-    for item in build()["paths"].values():
-        assert "Strict mode refuses any Content-Type but application/json" in item["post"]["description"]
+    paths = build()["paths"]
+    for path in PATHS:
+        assert "Strict mode refuses any Content-Type but application/json" in paths[path]["post"]["description"]
 
 
 # -- a 2017 Java client: fastjson over commons-httpclient, POST / on the real dm hosts --------

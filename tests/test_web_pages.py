@@ -2,7 +2,7 @@
 
 Requests carry the headers a browser would send (``Origin``, ``Sec-Fetch-Site``, a rebound
 ``Host``); the browser itself is in test_web_pages_browser.py. ``mockcre serve`` and ``mockcre proxy``
-run as real processes (granian) where the flags matter; everything is on 127.0.0.1 and every wait
+run as real processes where the flags matter; everything is on 127.0.0.1 and every wait
 is bounded.
 """
 

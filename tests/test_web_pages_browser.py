@@ -153,11 +153,19 @@ def test_the_dashboards_own_buttons_still_work(browser, serve):
     browser.find_element(By.TAG_NAME, "summary").click()
     browser.find_element(By.NAME, "text").send_keys(scenario("from-the-dashboard"))
     browser.find_element(By.CSS_SELECTOR, "details button[type=submit]").click()
+    browser.switch_to.alert.dismiss()  # it asks first (issue 22): saying no loads nothing
+    assert get(mock, "/__admin/scenarios")["scenarios"] == []
+    browser.find_element(By.CSS_SELECTOR, "details button[type=submit]").click()
+    browser.switch_to.alert.accept()
     WebDriverWait(browser, 5, ignored_exceptions=(StaleElementReferenceException,)).until(lambda d: "Loaded scenario from-the-dashboard" in d.find_element(
         By.CSS_SELECTOR, "[role=status]").text)
     assert [s["name"] for s in get(mock, "/__admin/scenarios")["scenarios"]] == ["from-the-dashboard"]
 
     browser.find_element(By.ID, "reset").click()
+    browser.switch_to.alert.dismiss()  # saying no keeps everything
+    assert get(mock, "/__admin/journal")["count"] > 0
+    browser.find_element(By.ID, "reset").click()
+    browser.switch_to.alert.accept()
     WebDriverWait(browser, 5, ignored_exceptions=(StaleElementReferenceException,)).until(lambda d: "reset" in d.find_element(By.CSS_SELECTOR, "[role=status]").text)
     assert get(mock, "/__admin/state")["partitions"] == []
     assert get(mock, "/__admin/journal")["count"] == 0

@@ -40,7 +40,7 @@ from mockcre.common.domain import (CRE_DEFAULT_TTL, DAY, DM_DEFAULT_TTL, DM_DEFA
 from mockcre.common.resources import load_schema
 
 __all__ = [
-    "Defect", "from_schema", "requests", "responses", "mutations",
+    "Defect", "from_schema", "requests", "responses", "mutations", "sign",
     "identifiers", "free_text", "cities", "timestamps", "request_ids", "md5_hex", "tokens",
     "pool_ids", "pool_id_lists", "item_ids", "item_id_lists", "dm_tags", "cre_tags", "uids",
     "numeric_strings", "urls", "qq_numbers", "device_ids", "phone_numbers", "readable_text", "FREE_TEXT_FIELDS",
