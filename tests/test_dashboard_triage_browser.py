@@ -115,7 +115,7 @@ def test_copy_as_curl_sends_the_same_request_again(browser, server):
     command = browser.find_element(By.ID, "curl").text
     assert command.startswith(f"curl -sS -X POST {url}/upload -H ")
     assert "Content-Length" not in command and "User-Agent" not in command
-    assert "fill in the real" in browser.find_element(By.ID, "masked-note").text  # the token is masked ("…")
+    assert "(token: their values end in …): fill in the real values" in browser.find_element(By.ID, "masked-note").text
     page = requests.get(url + "/__admin/requests/1", timeout=5)
     assert "script-src 'self';" in page.headers["Content-Security-Policy"]  # no inline script may run
     assert re.findall(r"<script[^>]*>", page.text) == ['<script src="/__admin/static/dashboard.js">']
@@ -129,3 +129,16 @@ def test_copy_as_curl_sends_the_same_request_again(browser, server):
     first, again = requests.get(url + "/__admin/journal", timeout=5).json()["entries"][-2:]
     assert again["body"] == first["body"] and again["endpoint"] == first["endpoint"]
     assert again["headers"]["X-Trace"] == "abc 'q'" and again["violations"] == first["violations"]
+
+
+def test_the_masked_note_names_what_was_masked_and_only_then(browser, server):
+    """Near miss: a body whose text holds "…" but no secret gets no note; a masked header is named."""
+    url = server.url
+    dm_body = {"bid": "b1", "request_id": "r1", "data_type": 1, "data": [{"item_id": "i…1"}]}
+    requests.post(url + "/dm/data", json=dm_body, timeout=5)
+    assert upload(url, "1", [ITEM], headers={"Authorization": "Bearer secret-value"})["code"] == "0"
+    browser.get(url + "/__admin/requests/1")
+    assert "i…1" in browser.find_element(By.ID, "curl").text and browser.find_elements(By.ID, "masked-note") == []
+    browser.get(url + "/__admin/requests/2")
+    assert "(Authorization, token:" in browser.find_element(By.ID, "masked-note").text
+    assert "Authorization: Bear…" in browser.find_element(By.ID, "curl").text

@@ -16,7 +16,8 @@ from flask import Blueprint, current_app, redirect, render_template, request, ur
 from markupsafe import Markup, escape
 
 from mockcre.tools import quality
-from mockcre.common.domain import GLOBAL_POOL, PATHS
+from mockcre.common.domain import GLOBAL_POOL, PATHS, SECRET_HEADERS
+from mockcre.dialects.base import is_secret
 from mockcre.common.text import utc_date
 from mockcre.model.recommend import RecRequest, rank
 from mockcre.scenarios import ScenarioError
@@ -114,7 +115,8 @@ def request_page(seq: int):
         marks.setdefault(_existing_pointer(entry["body"], v["path"]), []).append(v)
     return render_template("dashboard_request.html", e=entry, body_html=json_html(entry["body"], marks),
                            reply=json.dumps(entry["reply"], ensure_ascii=False, indent=2), tab="journal",
-                           received=utc_date(entry["time"]), curl=curl_of(entry, request.host_url))
+                           received=utc_date(entry["time"]), curl=curl_of(entry, request.host_url),
+                           masked=masked_names(entry))
 
 
 @blueprint.get("/store")
@@ -169,7 +171,7 @@ def ui_load_scenario():
 
 # Headers a replay must not copy: the transport sets them anew (the body is sent decoded, as the journal holds it).
 _TRANSPORT_HEADERS = {"host", "content-length", "connection", "content-encoding", "transfer-encoding", "accept-encoding",
-                      "user-agent", "accept", "keep-alive", "te", "upgrade", "expect", "cookie"}
+                      "user-agent", "accept", "keep-alive", "te", "upgrade", "expect"}
 
 
 def curl_of(entry: dict, base_url: str) -> str:
@@ -187,6 +189,20 @@ def curl_of(entry: dict, base_url: str) -> str:
     for name, value in headers.items():
         parts += ["-H", shlex.quote(f"{name}: {value}")]
     return " ".join(parts + ["--data-binary", shlex.quote(body)])
+
+
+def masked_names(entry: dict) -> list[str]:
+    """The headers and body fields whose values the journal masked: a replay must have them filled in."""
+    names = sorted(k for k in (entry.get("headers") or {}) if k.lower() in SECRET_HEADERS)
+    stack = [entry.get("body")]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            names += [k for k, v in node.items() if is_secret(k) and v is not None and k not in names]
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return names
 
 
 def _endpoints():
