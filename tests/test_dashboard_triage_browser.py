@@ -100,7 +100,7 @@ def test_store_and_report_show_dates_and_labelled_axes(browser, server):
     browser.get(url + "/__admin/report?format=html")
     chart = browser.find_element(By.CSS_SELECTOR, "figure[aria-label='actions per hour by type'] svg")
     labels = [t.text for t in chart.find_elements(By.CSS_SELECTOR, "text.axis-label")]
-    assert labels == ["actions", "hour (UTC)"]
+    assert labels == ["actions", "hour (UTC), hours with actions"]
     ticks = [t.text for t in chart.find_elements(By.CSS_SELECTOR, ".x-axis text:not(.axis-label)")]
     assert ticks == ["01-07 21:00", "01-07 23:00"]  # the first and the last hour
     assert [t.text for t in chart.find_elements(By.CSS_SELECTOR, ".y-axis text:not(.axis-label)")] == ["1", "0"]
