@@ -262,12 +262,12 @@ def test_a_server_speaking_one_dialect_is_told_to_check_that_one():
 
 
 def test_a_server_that_never_answers_is_said_within_5_s():
-    """It takes the connection and says nothing: the probe gives up within the 5 s budget, not --timeout's 10 s."""
+    """It takes the connection and says nothing: the command (start-up included) gives up within 5 s, not --timeout's 10 s."""
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen(8)
         done, seconds = conformance_cli("--target", f"http://127.0.0.1:{listener.getsockname()[1]}")
-    assert done.returncode == 2 and seconds < 7, (seconds, done.stderr)  # 5 s budget plus the CLI's start-up
+    assert done.returncode == 2 and 3 < seconds < 5, (seconds, done.stderr)  # it did wait for an answer, 3.5 s
     assert "got no answer within" in done.stderr and "timed out" in done.stderr, done.stderr
 
 

@@ -445,7 +445,7 @@ def junit(results: list[Result]) -> str:
 
 
 CONNECT_SECONDS = 3.0  # a target that does not take a connection this fast is not worth a run of minutes
-STRANGER_SECONDS = 5.0  # connecting and probing: a target that is not a cre/dm API is said within this
+STRANGER_SECONDS = 3.5  # connecting and probing: with start-up, a target that is no cre/dm API is said within 5 s
 
 
 def url_problem(base: str) -> str | None:
