@@ -146,11 +146,22 @@ def mockcre(request, mockcre_server):
     yield mockcre_server
     mockcre_server.end_test()  # between tests, the session's defaults
     if not options["allow_violations"]:
-        try:
-            mockcre_server.assert_no_violations()
-        except AssertionError as exc:
-            pytest.fail(f"{exc}\nFix the request, or mark a test that sends it on purpose with "
-                        "@pytest.mark.mockcre(allow_violations=True).", pytrace=False)
+        _fail_on_violations(mockcre_server)
+
+
+def _fail_on_violations(server: MockcreServer) -> None:
+    """Fail the test's teardown with the violation report, printed once.
+
+    ``pytest.fail`` is called outside the ``except`` block: raised inside it, pytest would print the
+    report twice ("During handling of the above exception, another exception occurred").
+    """
+    try:
+        server.assert_no_violations()
+        return
+    except AssertionError as exc:
+        report = str(exc)
+    pytest.fail(f"{report}\nFix the request, or mark a test that sends it on purpose with "
+                "@pytest.mark.mockcre(allow_violations=True).", pytrace=False)
 
 
 @pytest.fixture(autouse=True)

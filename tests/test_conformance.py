@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import socket
 import time
 import subprocess
 import sys
@@ -179,3 +180,120 @@ def test_an_unreachable_target_is_said_at_once_with_exit_2():
     assert time.monotonic() - started < 5, "the CLI starts, probes and gives up within 5 s"
     assert done.returncode == 2 and "cannot connect to http://127.0.0.1:" in done.stderr, done.stderr
     assert "FAIL" not in done.stdout and "Traceback" not in done.stderr
+
+
+# -- a target that is no cre/dm API (issue 25.5) ------------------------------------------------------
+
+@pytest.fixture
+def static_file_server(tmp_path):
+    """``python3 -m http.server`` on a free loopback port: it answers POST with an HTML 501 page."""
+    from httpkit import free_port
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"], cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+def conformance_cli(*args):
+    from servekit import run_cli
+
+    started = time.monotonic()
+    done = run_cli("conformance", *args, timeout=60)
+    return done, time.monotonic() - started
+
+
+def test_a_static_file_server_is_a_stranger_said_within_5_s_with_exit_2(static_file_server):
+    done, seconds = conformance_cli("--target", static_file_server)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert seconds < 5, f"{seconds:.1f} s"
+    assert "does not speak a cre/dm API" in done.stderr
+    assert "cre: POST /test-query answered HTTP 501 text/html" in done.stderr, done.stderr
+    assert "dm: POST /dm/service answered HTTP 501 text/html" in done.stderr and "not JSON" in done.stderr
+    assert "<html" not in (done.stdout + done.stderr).lower() and "FAIL" not in done.stdout and "Traceback" not in done.stderr
+
+
+def json_app(reply_for):
+    """A Flask app answering every POST with the JSON ``reply_for(path)``, HTTP 200."""
+    app = Flask("json")
+
+    @app.post("/<path:anything>")
+    def answer(anything):
+        return json.dumps(reply_for("/" + anything)), 200, {"Content-Type": "application/json"}
+
+    return app
+
+
+def test_json_without_code_is_still_a_stranger():
+    with ThreadedServer(json_app(lambda path: {"status": "error", "detail": "no such API"})) as srv:
+        done, seconds = conformance_cli("--target", srv.url)
+    assert done.returncode == 2 and seconds < 5
+    assert "HTTP 200 application/json" in done.stderr and "a JSON object without code (keys: detail, status)" in done.stderr
+
+
+def test_a_json_envelope_with_code_is_no_stranger():
+    """The near miss: an envelope with code (even -1 to everything) is an API, whose checks then run and fail."""
+    with ThreadedServer(json_app(lambda path: {"code": "-1", "message": "no"})) as srv:
+        assert Target(srv.url).probe("cre") is None and Target(srv.url).probe("dm") is None
+        done, _ = conformance_cli("--target", srv.url, "--dialect", "cre", "--max-examples", "1", "--steps", "1",
+                                  "--shrink-seconds", "1")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "FAIL  cre item: valid requests answered with code 0" in done.stdout and "7 checks: 0 passed, 7 failed" in done.stdout
+    assert 'received: HTTP 200 {"code": "-1", "message": "no"}' in done.stdout
+
+
+def test_a_server_speaking_one_dialect_is_told_to_check_that_one():
+    speaks_cre = json_app(lambda path: {"code": "-1"} if not path.startswith("/dm/") else ["not", "an", "envelope"])
+    with ThreadedServer(speaks_cre) as srv:
+        done, _ = conformance_cli("--target", srv.url)
+    assert done.returncode == 2
+    assert "speaks cre but not dm: dm: POST /dm/service answered HTTP 200 application/json" in done.stderr, done.stderr
+    assert "JSON list, not an object" in done.stderr and "--dialect cre" in done.stderr
+
+
+def test_a_server_that_never_answers_is_said_within_5_s():
+    """It takes the connection and says nothing: the command (start-up included) gives up within 5 s, not --timeout's 10 s."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        done, seconds = conformance_cli("--target", f"http://127.0.0.1:{listener.getsockname()[1]}")
+    assert done.returncode == 2 and 3 < seconds < 5, (seconds, done.stderr)  # it did wait for an answer, 3.5 s
+    assert "got no answer within" in done.stderr and "timed out" in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize("url, said", [
+    ("127.0.0.1:8000", "'127.0.0.1:8000' has no scheme; write the base URL with one, such as http://127.0.0.1:8000"),
+    ("localhost:8000", "has no scheme; write the base URL with one, such as http://localhost:8000"),
+    ("ftp://127.0.0.1:8000", "the scheme is ftp; expected http:// or https://"),
+    ("http://", "has no host"),
+    ("http://127.0.0.1:65536", "the port is not a number from 0 to 65535"),
+    ("http://127.0.0.1:8000/?x=1", "a base URL has no ?query"),
+])
+def test_a_url_of_the_wrong_form_is_said_as_such(url, said):
+    done, seconds = conformance_cli("--target", url)
+    assert done.returncode == 2 and seconds < 5
+    assert said in done.stderr and "cannot connect" not in done.stderr, done.stderr
+
+
+def test_a_well_formed_url_near_the_boundary_reaches_the_connection_step():
+    """Port 65535 is a valid port: the URL passes its form check and fails only to connect (nothing listens)."""
+    done, _ = conformance_cli("--target", "http://127.0.0.1:65535")
+    assert done.returncode == 2 and "cannot connect to http://127.0.0.1:65535" in done.stderr, done.stderr
+
+
+def test_a_non_json_answer_during_a_run_is_described_not_printed():
+    from mockcre.tools.conformance import Exchange
+
+    page = b"<!DOCTYPE html><html><head><title>Error</title></head><body>" + b"x" * 5000 + b"</body></html>"
+    said = Exchange("http://127.0.0.1/query", {}, 500, "text/html; charset=utf-8", page).received()
+    assert said.startswith("HTTP 500 text/html, 5,074 bytes, not JSON: '<!DOCTYPE html>") and len(said) < 250

@@ -100,6 +100,23 @@ def test_sends_a_bad_body(mockcre):
         "*@pytest.mark.mockcre(allow_violations=True)*",
     ])
     assert "Traceback" not in result.stdout.str()
+    out = result.stdout.str()
+    assert out.count("/data/0/busi_id: data[0].busi_id") == 1, out  # the report once, not again "during handling"
+    assert "During handling of the above exception" not in out
+
+
+def test_a_test_that_also_fails_in_its_body_prints_the_report_once(pytester):
+    """Near miss of the above: the body fails too; the teardown report is still printed once."""
+    make_tests(pytester, '''
+def test_sends_a_bad_body_and_fails(mockcre):
+    bad_upload(mockcre.url)
+    assert False, "the test's own failure"
+''')
+    result = run(pytester, "-rA")
+    result.assert_outcomes(failed=1, errors=1)
+    out = result.stdout.str()
+    assert out.count("/data/0/busi_id: data[0].busi_id: required field is missing") == 1, out
+    assert out.count("the test's own failure") >= 1
 
 
 def test_allow_violations_lets_a_test_send_bad_requests(pytester):

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import pytest
 import requests
 
+from mockcre.common.text import utc_date
 from mockcre.tools import quality
 from mockcre.common.resources import scenarios_dir
 
@@ -249,7 +250,7 @@ def _off_shelf(s: Integration, bad: bool) -> Plant:
 def _expired(s: Integration, bad: bool) -> Plant:
     s.cre_catalogue(4)
     seq = s.cre_items(s.cre_item(4, item_time=str(T - 90 * DAY), expire_time=str(T - DAY if bad else T + DAY)))
-    return Plant(1, seq, f"cre/prod:c4 expired {T - DAY}")
+    return Plant(1, seq, f"cre/prod:c4 expired {utc_date(T - DAY)}")
 
 
 @case("item-repeated-unchanged")
@@ -340,7 +341,7 @@ def _future(s: Integration, bad: bool) -> Plant:
     ans = s.dm_recommend("u1")
     s.dm_expose("u1", ans)
     seq = s.dm_act("u1", 2, ans.ids[:1], ans.trace, action_time=T + 3600 if bad else T + 60)  # 5 minutes of skew allowed
-    return Plant(1, seq, f"u1 2 {ans.ids[0]} at {T + 3600}, received {T}")
+    return Plant(1, seq, f"u1 2 {ans.ids[0]} at {utc_date(T + 3600)}, received {utc_date(T)}")
 
 
 @case("uid-shape")
@@ -669,8 +670,8 @@ def test_news_feed_shows_exactly_its_two_expired_articles(serve):  # noqa: F811
     (f,) = report["findings"]
     assert (f["rule"], f["severity"], f["count"]) == ("item-expired-on-arrival", "warning", 2)
     assert [e["value"] for e in f["examples"]] == [
-        "dm/news:n9001 expired 1386917763 (preloaded, judged at report time)",
-        "dm/news:n9002 expired 1386917763 (preloaded, judged at report time)"]
+        "dm/news:n9001 expired 2013-12-13 06:56:03 UTC (preloaded, judged at report time)",
+        "dm/news:n9002 expired 2013-12-13 06:56:03 UTC (preloaded, judged at report time)"]
     assert all(e["seq"] is None for e in f["examples"])  # fixtures are not in the journal
     assert report["scores"]["items"] == 100 - 15 * 2 / 10
 

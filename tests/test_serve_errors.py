@@ -10,6 +10,8 @@ from __future__ import annotations
 import gzip
 import json
 import re
+import subprocess
+import sys
 import time
 
 import pytest
@@ -94,6 +96,36 @@ def test_bad_body_is_a_format_error_envelope(shared: Client, path, case):
     entry = shared.last_entry()
     assert any(v["severity"] == "error" for v in entry["violations"])
     assert entry["reply"] == reply
+
+
+NOT_JSON_HINTS = {
+    # name: (raw body sent as application/json, the hint the message must end with; None: no hint)
+    "form-fields": (b"seq_no=1&token=t&data_type=1", "this is a form body (field=value&...), not JSON: send the JSON "
+                    "object itself as the POST body"),
+    "one-form-field": (b"token=t", "this is a form body"),
+    "json-lines": (b'{"seq_no": "1"}\n{"seq_no": "2"}\n', "these are 2 JSON values, one per line (JSON lines)"),
+    # near misses: garbage that is neither, and JSON lines whose last line is cut off
+    "plain-text": (b"hello world", None),
+    "lines-one-broken": (b'{"seq_no": "1"}\n{"seq_no": ', None),
+}
+
+
+@pytest.mark.parametrize("case", sorted(NOT_JSON_HINTS))
+def test_a_non_json_body_gets_the_same_hint_from_the_server_and_validate(shared: Client, case, tmp_path):
+    """The server and ``mockcre validate`` judge a body with one parser, so a user sees the same advice."""
+    raw, hint = NOT_JSON_HINTS[case]
+    reply = assert_envelope(shared.post("/upload", data=raw, headers=JSON), "cre")
+    body_file = tmp_path / "body.json"
+    body_file.write_bytes(raw)
+    done = subprocess.run([sys.executable, "-m", "mockcre", "validate", str(body_file)], capture_output=True,
+                          timeout=60)
+    assert done.returncode == 1
+    if hint is None:
+        assert "form body" not in reply["message"] and "JSON lines" not in reply["message"]
+    else:
+        assert hint in reply["message"]
+    judged = shared.last_entry()["violations"][0]["message"]
+    assert judged in reply["message"] and f"/  {judged}  [json.syntax]" in done.stdout.decode(), done.stdout.decode()
 
 
 def test_multipart_form_is_refused(shared: Client):

@@ -11,6 +11,9 @@ from .violations import ERROR, WARNING, Violation, capped, pointer
 
 DEFAULT_MAX_BYTES = 8 * 1024 * 1024  # a 1,000-record batch is ~1 MB; anything near 8 MB is abuse
 MAX_DEPTH = 64  # the documents' deepest body nests 4 levels
+SEND_JSON = ("send the JSON object itself as the POST body, with Content-Type: application/json "
+             "(请求协议以 Json 格式序列化，作为 HTTP 请求的 Body 部分)")
+_FORM_FIELDS = re.compile(r"[\w.\[\]%-]+=[^&]*(&[\w.\[\]%-]+=[^&]*)*")  # a=1&b=2, as curl -d or a form sends
 
 
 class _Duplicates:
@@ -60,6 +63,29 @@ def _lone_surrogate(body) -> bool:
     return False
 
 
+def _not_json_hint(text: str) -> str:
+    """Why a body that is not JSON is probably not JSON: a form encoding, or JSON lines (one body per line).
+
+    The server and ``mockcre validate`` both judge bodies here, so they give the same advice.
+    """
+    stripped = text.strip()
+    if _FORM_FIELDS.fullmatch(stripped):
+        return f"; this is a form body (field=value&...), not JSON: {SEND_JSON}"
+    lines = stripped.splitlines()
+    if len(lines) > 1 and all(_is_json(line) for line in lines if line.strip()):
+        return (f"; these are {len(lines)} JSON values, one per line (JSON lines): send one JSON object per "
+                "request (mockcre validate reads a file named .jsonl line by line)")
+    return ""
+
+
+def _is_json(line: str) -> bool:
+    try:
+        json.loads(line)
+        return True
+    except ValueError:
+        return False
+
+
 def parse(raw: bytes | str, max_bytes: int = DEFAULT_MAX_BYTES):
     """Parse a request body. Returns ``(body, violations)``; body is None when it cannot be read."""
     if isinstance(raw, (bytes, bytearray)):
@@ -88,7 +114,8 @@ def parse(raw: bytes | str, max_bytes: int = DEFAULT_MAX_BYTES):
     except ValueError as exc:
         message = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
         where = f" at line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
-        return None, [Violation("", f"body is not valid JSON{where}: {message}", ERROR, "json.syntax")]
+        return None, [Violation("", f"body is not valid JSON{where}: {message}{_not_json_hint(text)}", ERROR,
+                                "json.syntax")]
     if _too_deep(body, text):
         return None, [Violation("", f"body nests deeper than {MAX_DEPTH} levels", ERROR, "json.depth")]
     if _SURROGATE_ESCAPE.search(text) and _lone_surrogate(body):

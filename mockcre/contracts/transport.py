@@ -10,6 +10,7 @@ from __future__ import annotations
 import codecs
 import zlib
 
+from mockcre.contracts.jsonbody import SEND_JSON
 from mockcre.contracts.violations import ERROR, WARNING, Violation
 
 _CODINGS = {"gzip": 31, "x-gzip": 31, "deflate": 15}  # zlib wbits: gzip header, zlib header
@@ -57,9 +58,8 @@ def decode_transport(raw: bytes, headers: dict, limit: int, strict: bool = False
     severity, mode = (ERROR, "strict mode refuses it") if strict else (WARNING, "accepted in lenient mode")
     if content_type and content_type != "application/json" and not content_type.endswith("+json"):
         if raw.lstrip()[:1] not in (b"{", b"[") and content_type in _FORMS:
-            return None, [Violation("", f"Content-Type is {content_type} and the body is not JSON; send the JSON "
-                                    "object itself as the POST body, with Content-Type: application/json "
-                                    "(请求协议以 Json 格式序列化，作为 HTTP 请求的 Body 部分)", ERROR, "http.content-type")]
+            return None, [Violation("", f"Content-Type is {content_type} and the body is not JSON; {SEND_JSON}",
+                                    ERROR, "http.content-type")]
         notes.append(Violation("", f"Content-Type is {content_type}, not application/json ({mode}); send the header "
                                "Content-Type: application/json (curl: -H 'Content-Type: application/json')",
                                severity, "http.content-type"))

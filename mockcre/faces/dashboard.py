@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import json
 import secrets
+import shlex
 import threading
-import time
 from collections import OrderedDict
 
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
 from markupsafe import Markup, escape
 
 from mockcre.tools import quality
-from mockcre.common.domain import GLOBAL_POOL
+from mockcre.common.domain import GLOBAL_POOL, PATHS, SECRET_HEADERS
+from mockcre.dialects.base import is_secret
+from mockcre.common.text import utc_date
 from mockcre.model.recommend import RecRequest, rank
 from mockcre.scenarios import ScenarioError
 from mockcre.scenarios.matching import Pattern
@@ -50,10 +52,7 @@ def _service():
     return current_app.extensions["mockcre"]
 
 
-@blueprint.app_template_filter("utc")
-def utc(epoch: float) -> str:
-    """A journal time as people read it: a UTC date, the same on every page."""
-    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch))
+blueprint.add_app_template_filter(utc_date, "utc")
 
 
 @blueprint.context_processor
@@ -116,7 +115,8 @@ def request_page(seq: int):
         marks.setdefault(_existing_pointer(entry["body"], v["path"]), []).append(v)
     return render_template("dashboard_request.html", e=entry, body_html=json_html(entry["body"], marks),
                            reply=json.dumps(entry["reply"], ensure_ascii=False, indent=2), tab="journal",
-                           received=utc(entry["time"]))
+                           received=utc_date(entry["time"]), curl=curl_of(entry, request.host_url),
+                           masked=masked_names(entry))
 
 
 @blueprint.get("/store")
@@ -167,6 +167,42 @@ def ui_load_scenario():
     except ScenarioError as exc:
         message = "The scenario does not load: " + "; ".join(exc.problems)
     return _notify(message)
+
+
+# Headers a replay must not copy: the transport sets them anew (the body is sent decoded, as the journal holds it).
+_TRANSPORT_HEADERS = {"host", "content-length", "connection", "content-encoding", "transfer-encoding", "accept-encoding",
+                      "user-agent", "accept", "keep-alive", "te", "upgrade", "expect"}
+
+
+def curl_of(entry: dict, base_url: str) -> str:
+    """A curl command that sends ``entry``'s request again: its method, path, headers that matter and body.
+
+    The body is the journal's JSON, byte for byte as the journal holds it (secrets masked), sent
+    with ``--data-binary`` so that no newline or byte is changed on the way.
+    """
+    path = next((p for p, endpoint in PATHS.items() if endpoint == entry["endpoint"]), "/")
+    headers = {k: v for k, v in (entry.get("headers") or {}).items() if k.lower() not in _TRANSPORT_HEADERS}
+    if not any(k.lower() == "content-type" for k in headers):
+        headers["Content-Type"] = "application/json"
+    body = json.dumps(entry["body"], ensure_ascii=False, separators=(",", ":"))
+    parts = ["curl", "-sS", "-X", "POST", shlex.quote(base_url.rstrip("/") + path)]
+    for name, value in headers.items():
+        parts += ["-H", shlex.quote(f"{name}: {value}")]
+    return " ".join(parts + ["--data-binary", shlex.quote(body)])
+
+
+def masked_names(entry: dict) -> list[str]:
+    """The headers and body fields whose values the journal masked: a replay must have them filled in."""
+    names = sorted(k for k in (entry.get("headers") or {}) if k.lower() in SECRET_HEADERS)
+    stack = [entry.get("body")]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            names += [k for k, v in node.items() if is_secret(k) and v is not None and k not in names]
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return names
 
 
 def _endpoints():

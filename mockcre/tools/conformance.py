@@ -59,6 +59,7 @@ class Exchange:
     url: str
     body: object
     status: int = 0
+    content_type: str = ""
     raw: bytes = b""
     reply: object = None
     error: str | None = None
@@ -71,6 +72,8 @@ class Exchange:
         if self.error:
             return f"no answer: {self.error}"
         text = self.raw.decode("utf-8", "replace")
+        if self.reply is None:  # not JSON, such as an HTML error page: what it is, and where it starts
+            return f"{describe_answer(self.status, self.content_type, self.raw)}: {text[:120]!r}…"
         return f"HTTP {self.status} {text[:500]}{'…' if len(text) > 500 else ''}"
 
 
@@ -105,7 +108,7 @@ class Target:
         ex = self.last = Exchange(url, body)
         data = json.dumps(body, ensure_ascii=False).encode("utf-8")
         try:
-            ex.status, ex.raw = self._send(self.path(dialect, kind), data)
+            ex.status, ex.content_type, ex.raw = self._send(self.path(dialect, kind), data)
         except (OSError, http.client.HTTPException) as exc:
             ex.error = f"{type(exc).__name__}: {exc}"
             raise self.failure("an HTTP answer", ex) from None
@@ -117,7 +120,7 @@ class Target:
             raise self.failure("HTTP 200 (errors travel in the dialect's envelope)", ex)
         return ex
 
-    def _send(self, path: str, data: bytes) -> tuple[int, bytes]:
+    def _send(self, path: str, data: bytes) -> tuple[int, str, bytes]:
         """POST on one kept-alive connection (a run makes thousands of requests while shrinking)."""
         url = urlsplit(self.base)
         prefix = url.path.rstrip("/")
@@ -131,17 +134,53 @@ class Target:
                 raw = response.read()
                 if response.getheader("Connection", "").lower() == "close":
                     self._close()
-                return response.status, raw
+                return response.status, response.getheader("Content-Type", ""), raw
             except (ConnectionError, http.client.RemoteDisconnected, http.client.BadStatusLine):
                 self._close()  # a kept-alive connection the server had closed: once more on a new one
                 if attempt == 2:
                     raise
         raise AssertionError("unreachable")
 
+    def probe(self, dialect: str) -> str | None:
+        """What the ``dialect``'s query path answers to ``{}`` when it is not the dialect's JSON envelope
+        (an object with ``code``), or None when it is: a cre/dm server answers even a bad body with one."""
+        path = self.path(dialect, domain.REQUEST_KINDS[dialect][2])
+        try:
+            status, content_type, raw = self._send(path, b"{}")
+        except (OSError, http.client.HTTPException) as exc:
+            return f"POST {path} got no answer within {self.timeout:.1f} s ({type(exc).__name__}: {exc})"
+        finally:
+            self._close()
+        return None if _has_code(raw) else f"POST {path} answered {describe_answer(status, content_type, raw)}"
+
     def _close(self) -> None:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+
+def _has_code(raw: bytes) -> bool:
+    try:
+        reply = json.loads(raw)
+    except ValueError:
+        return False
+    return isinstance(reply, dict) and "code" in reply
+
+
+def describe_answer(status: int, content_type: str, raw: bytes) -> str:
+    """An answer in a few words (``HTTP 501 text/html, 497 bytes, not JSON``), never the page itself."""
+    media = content_type.partition(";")[0].strip() or "no Content-Type"
+    try:
+        reply = json.loads(raw)
+    except ValueError:
+        shape = "not JSON" if raw else "empty"
+    else:
+        if isinstance(reply, dict):
+            keys = ", ".join(sorted(reply)[:6]) or "none"
+            shape = "a JSON object with code" if "code" in reply else f"a JSON object without code (keys: {keys})"
+        else:
+            shape = f"JSON {type(reply).__name__}, not an object"
+    return f"HTTP {status} {media}, {len(raw):,} bytes, {shape}"
 
 
 def _code(reply) -> int | None:
@@ -406,21 +445,52 @@ def junit(results: list[Result]) -> str:
 
 
 CONNECT_SECONDS = 3.0  # a target that does not take a connection this fast is not worth a run of minutes
+STRANGER_SECONDS = 3.5  # connecting and probing: with start-up, a target that is no cre/dm API is said within 5 s
+
+
+def url_problem(base: str) -> str | None:
+    """What is wrong with the form of ``base``, or None: said before any connection is tried."""
+    if "://" not in base:
+        return f"{base!r} has no scheme; write the base URL with one, such as http://{base or '127.0.0.1:8088'}"
+    parts = urlsplit(base)
+    if parts.scheme not in ("http", "https"):
+        return f"{base!r}: the scheme is {parts.scheme or 'empty'}; expected http:// or https://"
+    if not parts.hostname:
+        return f"{base!r} has no host; expected a URL such as http://127.0.0.1:8088"
+    try:
+        parts.port
+    except ValueError:
+        return f"{base!r}: the port is not a number from 0 to 65535"
+    if parts.query or parts.fragment:
+        return f"{base!r}: a base URL has no ?query or #fragment; the checks append the API's paths to it"
+    return None
 
 
 def _unreachable(base: str, timeout: float) -> str | None:
     """Why no TCP connection to ``base`` can be opened, or None when one can: said at once, not after every check."""
     parts = urlsplit(base)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return "expected a URL such as http://127.0.0.1:8088"
     try:
         port = parts.port or (443 if parts.scheme == "https" else 80)
         socket.create_connection((parts.hostname, port), timeout=timeout).close()
-    except ValueError as exc:  # a port that is not a number
-        return str(exc)
     except OSError as exc:
         return exc.strerror or type(exc).__name__
     return None
+
+
+def _stranger(base: str, dialects, seconds: float) -> str | None:
+    """Why ``base`` does not speak the dialects' API (probed once each, within ``seconds`` in all),
+    or None: a web server that is no cre/dm API fails every check, and is said at once instead."""
+    deadline = time.monotonic() + seconds
+    answers = {d: Target(base, timeout=max(deadline - time.monotonic(), 0.1)).probe(d) for d in dialects}
+    strange = {d: what for d, what in answers.items() if what}
+    if not strange:
+        return None
+    said = "; ".join(f"{d}: {what}" for d, what in strange.items())
+    if len(strange) == len(answers):
+        return (f"does not speak a cre/dm API (expected a JSON envelope with code, as the API answers even "
+                f"a bad body): {said}. Is this the API's base URL?")
+    speaks = ", ".join(d for d in answers if d not in strange)
+    return f"speaks {speaks} but not {', '.join(strange)}: {said}. Check one dialect with --dialect {speaks}"
 
 
 def main(args) -> int:
@@ -434,11 +504,20 @@ def main(args) -> int:
         else:
             sys.stderr.write(f"mockcre conformance: --account {spec!r}: expected cre:TOKEN or dm:BID=TOKEN\n")
             return 2
+    started = time.monotonic()
+    malformed = url_problem(args.target)
+    if malformed:
+        sys.stderr.write(f"mockcre conformance: --target {malformed}\n")
+        return 2
     unreachable = _unreachable(args.target, min(args.timeout, CONNECT_SECONDS))
     if unreachable:
         sys.stderr.write(f"mockcre conformance: cannot connect to {args.target}: {unreachable}\n")
         return 2
     dialects = (args.dialect,) if args.dialect else domain.DIALECTS
+    stranger = _stranger(args.target, dialects, min(args.timeout, STRANGER_SECONDS - (time.monotonic() - started)))
+    if stranger:
+        sys.stderr.write(f"mockcre conformance: {args.target} {stranger}\n")
+        return 2
     run = Run(target, dialects, args.max_examples, args.seed, not args.no_determinism, args.steps, args.shrink_seconds)
     print(f"mockcre conformance against {args.target} (dialects: {', '.join(dialects)}; "
           f"{args.max_examples} examples per check; seed {args.seed})", flush=True)

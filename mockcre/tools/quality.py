@@ -21,7 +21,7 @@ from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 
 from mockcre.common import domain
-from mockcre.common.text import plural
+from mockcre.common.text import plural, utc_date
 from mockcre.contracts.violations import json_type
 from mockcre.dialects import DIALECTS
 from mockcre.model.store import Item, Store
@@ -234,7 +234,7 @@ def _arrival(item: Item, received: float, seq, ref: str, note: str, found) -> No
     if not item.on_shelf:
         found("item-off-shelf-on-arrival").add(seq, ref + note)
     if item.expire_time <= received:
-        found("item-expired-on-arrival").add(seq, f"{ref} expired {item.expire_time}{note}")
+        found("item-expired-on-arrival").add(seq, f"{ref} expired {utc_date(item.expire_time)}{note}")
 
 
 def _items_held(store: Store, reported: dict, now: float, found) -> None:
@@ -312,7 +312,7 @@ def _actions(journal, store: Store, found) -> None:
             if action.time is not None and received - action.time > LATE_AFTER:
                 found("action-late").add(e["seq"], f"{ref}: {(received - action.time) / domain.DAY:.1f} days late")
             elif action.time is not None and action.time - received > FUTURE_AFTER:
-                found("action-future").add(e["seq"], f"{ref} at {action.time}, received {received}")
+                found("action-future").add(e["seq"], f"{ref} at {utc_date(action.time)}, received {utc_date(received)}")
             for pair in action.claims:
                 claimed[key].setdefault(pair, [e["seq"], 0])[1] += 1
             if action.scene is not None:

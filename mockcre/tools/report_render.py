@@ -6,12 +6,14 @@ import json
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from mockcre.common.text import utc_date
 from mockcre.tools.quality import ERROR, INFO, WARNING, Report
 
 _COLOURS = {ERROR: "\033[31m", WARNING: "\033[33m", INFO: "\033[36m"}
 _RESET = "\033[0m"
 
 _env = Environment(loader=PackageLoader("mockcre.faces", "templates"), autoescape=select_autoescape(["html"]))
+_env.filters["utc"] = utc_date  # the dashboard registers the same filter: one report template, one date format
 
 
 def text(report: Report, colour: bool = False) -> str:

@@ -20,3 +20,28 @@ if (auto) {
       .then(function (html) { document.getElementById("rows").innerHTML = html; });
   }, 2000);
 }
+
+// "Copy as curl" on a request's page: the command shown in <pre id="curl"> goes to the clipboard
+// (the Clipboard API where the page may use it, else a selection and the copy command).
+var copyButton = document.getElementById("copy-curl");
+if (copyButton) {
+  copyButton.addEventListener("click", function () {
+    var source = document.getElementById(copyButton.getAttribute("data-copy"));
+    var status = document.getElementById("copy-status");
+    var text = source.textContent;
+    function fallback() {
+      var range = document.createRange();
+      range.selectNodeContents(source);
+      var selection = window.getSelection();
+      selection.removeAllRanges();
+      selection.addRange(range);
+      var copied = document.execCommand("copy");
+      status.textContent = copied ? "Copied." : "Selected: press Ctrl+C to copy.";
+    }
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(text).then(function () { status.textContent = "Copied."; }, fallback);
+    } else {
+      fallback();
+    }
+  });
+}
