@@ -346,3 +346,24 @@ def test_serve_tls_port_resets_on_both_doors(tmp_path):
             raw.sendall(_raw_request(served, "reset"))
             with pytest.raises(ConnectionResetError):
                 assert raw.recv(100) == b"", "an orderly close instead of a reset"
+
+
+@pytest.mark.parametrize(("pipelined", "pause"), [(1, 0.0), (2, 0.0), (1, 0.3)])
+def test_a_half_closed_connection_is_answered_then_closed_at_once(pipelined, pause):
+    """A client that sends its requests and shuts down its side (SHUT_WR), at once or once answered, gets every
+    answer, then an orderly close straight away, not after the idle timeout."""
+    srv = ThreadedServer(mockcre.create_app({"clock": fixed_clock()})).start()
+    try:
+        with socket.create_connection(("127.0.0.1", srv.port), timeout=5) as sock:
+            started = time.monotonic()
+            sock.sendall(_raw_request(srv, "u1") * pipelined)
+            time.sleep(pause)  # 0.3 s: the answer is sent and the connection idles in keep-alive
+            sock.shutdown(socket.SHUT_WR)
+            got = b""
+            while chunk := sock.recv(65536):
+                got += chunk
+            took = time.monotonic() - started
+        assert got.count(b"HTTP/1.1 200") == pipelined, got[:500]
+        assert took < 2.0 < core.IDLE_SECONDS, took
+    finally:
+        stop_soon(srv)

@@ -68,7 +68,8 @@ class Site:
 class _HalfClosing(RequestHandler):
     """aiohttp's connection, kept open for the answer when the client stops sending (``shutdown(SHUT_WR)``,
     a body cut short): the body reader then sees the end of what arrived, and the short body is named.
-    A half-closed connection with nothing to answer is closed by the idle timeout."""
+    Once every request that arrived is answered, the connection closes: no more can come (so it is not held
+    until the idle timeout)."""
 
     client_done = False
 
@@ -78,7 +79,15 @@ class _HalfClosing(RequestHandler):
             _end_of_body(payload)
         if self._current_request is not None:
             _end_of_body(self._current_request.content)
+        elif not self._messages and self._waiter is not None:
+            self.force_close()  # idle, waiting for a request that cannot come
         return True
+
+    def close_when_drained(self) -> None:
+        """After an answer: with the client done and no request waiting, close once this answer is sent
+        (aiohttp's ``close`` would drop requests still queued, so it waits for the last)."""
+        if self.client_done and not self._messages:
+            self.close()
 
 
 def _end_of_body(payload) -> None:
@@ -142,6 +151,11 @@ class Core:
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         _client_done(request)
+        response = await self._answer(request)
+        request.protocol.close_when_drained()
+        return response
+
+    async def _answer(self, request: web.BaseRequest) -> web.StreamResponse:
         endpoint = PATHS.get(request.path) if self.app.wsgi_app is self.api_chain and self.service else None
         if endpoint is None:
             return await self.bridge(request)
