@@ -79,8 +79,11 @@ class _HalfClosing(RequestHandler):
             _end_of_body(payload)
         if self._current_request is not None:
             _end_of_body(self._current_request.content)
-        elif not self._messages and self._waiter is not None:
-            self.force_close()  # idle, waiting for a request that cannot come
+        if not self._messages:  # (queued requests close it after the last: close_when_drained)
+            if self._waiter is not None and not self._waiter.done():
+                self.force_close()  # idle, waiting for a request that cannot come
+            else:
+                self.close()  # one request under way: close once it is answered
         return True
 
     def close_when_drained(self) -> None:
