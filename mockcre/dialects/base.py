@@ -97,7 +97,7 @@ def number(value, default: float | None = 0.0) -> float | None:
         return default
     try:
         result = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an integer past a float's range
         return default
     return result if math.isfinite(result) else default
 

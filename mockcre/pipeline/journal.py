@@ -81,6 +81,11 @@ def kept_body(body):
             "start": text[:TRUNCATED_START_BYTES].decode("utf-8", "ignore")}
 
 
+def is_cut(body) -> bool:
+    """Whether a journal entry's body is the stand-in :func:`kept_body` made for one too large to keep."""
+    return isinstance(body, dict) and body.get("truncated") is True and "sha256" in body and "start" in body
+
+
 TRUNCATED_START_BYTES = 4096  # of a cut body's JSON text: enough to tell which request it was
 
 

@@ -25,6 +25,7 @@ from mockcre.common.text import plural, utc_date
 from mockcre.contracts.violations import json_type
 from mockcre.dialects import DIALECTS
 from mockcre.model.store import Item, Store
+from mockcre.pipeline.journal import is_cut
 
 ERROR, WARNING, INFO = "error", "warning", "info"
 SEVERITY_WEIGHT = {ERROR: 40, WARNING: 15, INFO: 0}
@@ -185,13 +186,18 @@ def analyse(store: Store, entries: list, now: float, lock=contextlib.nullcontext
 
 
 def _accepted(e: dict, kind: str) -> bool:
-    """A report of ``kind`` that passed the contract and was answered code 0 (so the store holds it)."""
-    return e.get("kind") == kind and bool(e.get("partition")) and str((e.get("reply") or {}).get("code")) == "0"
+    """A report of ``kind`` that passed the contract and was answered code 0 (so the store holds it), with its
+    body kept whole by the journal (one over the journal's bound per entry cannot be read back)."""
+    return e.get("kind") == kind and _readable(e) and str((e.get("reply") or {}).get("code")) == "0"
 
 
 def _is_request(e: dict) -> bool:
-    """A recommendation request that passed the contract (whatever its answer)."""
-    return e.get("kind") in ("query", "recommend") and bool(e.get("partition"))
+    """A recommendation request that passed the contract (whatever its answer), its body kept whole."""
+    return e.get("kind") in ("query", "recommend") and _readable(e)
+
+
+def _readable(e: dict) -> bool:
+    return bool(e.get("partition")) and not is_cut(e.get("body"))
 
 
 def _ref(key: tuple, item_id: str) -> str:
