@@ -18,9 +18,9 @@ One real ``mockcre serve`` on a free 127.0.0.1 port takes the whole campaign:
   answered.
 
 Every reply must be: not 5xx; JSON when it has a body (dashboard pages excepted, which are HTML
-by design); without "Traceback"; and, for API endpoints, the dialect's envelope. The only
-body-less answers allowed are the HTTP server library's own 400/413/414/431 to bytes that are not HTTP/1.1, and
-none at all for a slow loris that never completes. Afterwards a valid request must be answered
+by design); without "Traceback"; and, for API endpoints, the dialect's envelope, except for bytes that are
+not an HTTP/1.1 request (no path to trust): a 400 with the JSON error naming the fault. No answer at all is
+allowed only for a slow loris that never completes. Afterwards a valid request must be answered
 correctly, and after ``POST /__admin/reset`` the server's RSS (``/proc/<pid>/status`` of the
 serve process) must be within 10 % (or 8 MiB) of the warmed-up baseline; when it is not, a second
 campaign decides (a leak grows again, allocator placement does not).
@@ -49,6 +49,7 @@ from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
 from httpkit import cre_action, cre_item, cre_query, cre_upload, dm_action, dm_item, dm_recommend
+from mockcre.faces.core import UNREADABLE
 from servekit import ServeProcess, started_servers
 
 SCALE = float(os.environ.get("MOCKCRE_FUZZ_SCALE", "1.0"))
@@ -202,8 +203,6 @@ def judge(method: str, path: str, status: int, headers: dict, body: bytes) -> st
     if not body:
         if method in ("HEAD", "OPTIONS"):
             return None
-        if not ctype and status in (400, 408, 413, 414, 431):
-            return None  # the server library's own answer to bytes it does not take for HTTP/1.1 (the app always sets a type)
         return f"HTTP {status} with an empty body ({ctype or 'no Content-Type'})"
     if is_page(path) and ctype.startswith("text/html"):
         return None
@@ -216,6 +215,8 @@ def judge(method: str, path: str, status: int, headers: dict, body: bytes) -> st
     except ValueError as exc:
         return f"HTTP {status}: the body is not strict JSON ({exc})"
     bare = path.split("?")[0]
+    if status == 400 and is_unreadable_refusal(answer):
+        return None  # bytes that are not HTTP/1.1: no path to trust, so the JSON error rather than a dialect's envelope
     if method == "POST" and bare in DIALECT_OF:
         if status != 200 or not isinstance(answer, dict) or "code" not in answer:
             return f"HTTP {status}: not the dialect's envelope"
@@ -225,6 +226,11 @@ def judge(method: str, path: str, status: int, headers: dict, body: bytes) -> st
         if DIALECT_OF[bare] == "cre" and not isinstance(code, str):
             return "a cre reply whose code is not a string"
     return None
+
+
+def is_unreadable_refusal(answer) -> bool:
+    return (isinstance(answer, dict) and set(answer) == {"error", "status", "message"} and answer["status"] == 400
+            and str(answer["message"]).startswith(UNREADABLE + ": "))
 
 
 def request_line(data: bytes) -> tuple[str, str]:
@@ -1012,3 +1018,68 @@ def test_one_wide_body_keeps_the_journal_within_its_byte_bound(served):
     if took > 5:
         problems.append(f"answering it took {took:.1f} s")
     assert not problems, "; ".join(problems)
+
+
+def test_an_integer_past_a_floats_range_as_a_tag_weight_is_stored_not_a_crash(served):
+    """A 400-digit integer is valid JSON; as a cre tag's weight it has no float value, so it counts as a tag."""
+    body = json.dumps(cre_upload("1", [cre_item("big-weight", tags={"red": 1})])).replace('"red": 1', '"red": ' + "9" * 400)
+    status, _, reply = post_raw(served, "/upload", body.encode())
+    assert status == 200 and strict_json(reply)["code"] == "0", reply[:300]
+    status, _, report = served.request("GET", "/__admin/report")
+    assert status == 200, report[:300]
+
+
+def test_the_report_reads_past_a_report_too_large_for_the_journal_to_keep(served):
+    """An accepted upload over the journal's 1 MiB per entry is kept cut (its start, length and hash): the report
+    cannot replay it, and must still answer, with the whole reports around it analysed."""
+    from mockcre.pipeline.journal import MAX_BODY_BYTES
+
+    records = [cre_item(f"wide-{i}", describe="d" * 500) for i in range(MAX_BODY_BYTES // 500 + 10)]
+    assert strict_json(post_raw(served, "/upload", json.dumps(cre_upload("1", records)).encode())[2])["code"] == "0"
+    assert strict_json(post_raw(served, "/upload", json.dumps(cre_upload("1", [cre_item("small")])).encode())[2])["code"] == "0"
+    for fmt in ("json", "text", "html"):
+        status, _, report = served.request("GET", f"/__admin/report?format={fmt}")
+        assert status == 200, (fmt, report[:300])
+    journal = json.loads(served.request("GET", "/__admin/journal")[2])["entries"]
+    assert [e["body"].get("truncated", False) for e in journal] == [True, False]  # the near miss: one kept whole
+
+
+@pytest.mark.parametrize("head", [
+    b"POST /query HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n",
+    b"POST /dm/data HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}",
+    b"POST /upload HTTP/1.1 extra\r\nHost: x\r\n\r\n",
+    b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 / HTTP/1.1\r\n\r\n",
+])
+def test_bytes_that_are_not_http_get_a_json_400_naming_the_fault(served, head):
+    """No path to trust, so no dialect's envelope: HTTP/1.x, 400, the JSON error, and the connection closed."""
+    wire = Wire(served.port, timeout=5)
+    try:
+        wire.sock.sendall(head)
+        status, headers, body = wire.response()
+    finally:
+        wire.close()
+    answer = strict_json(body)
+    assert status == 400 and headers["content-type"] == "application/json", (status, headers, body)
+    assert answer["message"].startswith(UNREADABLE + ": ") and len(answer["message"]) > len(UNREADABLE) + 5, answer
+
+
+def test_a_request_line_without_a_version_gets_an_http_1_1_answer(served):
+    """llhttp reads ``GET /`` as HTTP/0.9; an HTTP/1 client must still be able to read the refusal."""
+    with socket.create_connection(("127.0.0.1", served.port), timeout=5) as s:
+        s.sendall(b"POST /upload\r\nHost: x\r\n\r\n")
+        reply = b""
+        while chunk := s.recv(65536):
+            reply += chunk
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 "), reply
+    assert strict_json(body)["message"].startswith(UNREADABLE + ": the request line has no HTTP version"), body
+
+
+def test_a_valid_chunked_body_is_the_near_miss_and_gets_the_envelope(served):
+    wire = Wire(served.port, timeout=5)
+    try:
+        wire.sock.sendall(b"POST /query HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n")
+        status, _, body = wire.response()
+    finally:
+        wire.close()
+    assert status == 200 and strict_json(body)["code"] == "-1", body

@@ -32,7 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from urllib.parse import unquote_to_bytes
 
-from aiohttp import web
+from aiohttp import HttpVersion10, web
 from aiohttp.web_protocol import RequestHandler
 from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.test import run_wsgi_app
@@ -65,6 +65,11 @@ class Site:
     ssl_context: ssl.SSLContext | None = None
 
 
+#: How the answer to bytes that are not an HTTP/1.x request begins. Its path cannot be trusted, so the answer is
+#: not a dialect's envelope but the JSON error every answer outside the dialects has (HTTP 400).
+UNREADABLE = "not an HTTP/1.1 request mockcre can read"
+
+
 class _HalfClosing(RequestHandler):
     """aiohttp's connection, kept open for the answer when the client stops sending (``shutdown(SHUT_WR)``,
     a body cut short): the body reader then sees the end of what arrived, and the short body is named.
@@ -85,6 +90,20 @@ class _HalfClosing(RequestHandler):
             else:
                 self.close()  # one request under way: close once it is answered
         return True
+
+    def handle_error(self, request, status: int = 500, exc=None, message=None) -> web.StreamResponse:
+        """aiohttp's answer to bytes that are not an HTTP/1.x request (and to a crash), in the JSON error
+        envelope like every other answer outside the dialects, rather than its text/plain page. A client's
+        bad bytes are not logged (a fuzzer would fill the log); a crash is, with its traceback."""
+        if status >= 500:
+            super().handle_error(request, status, exc, message)  # logs; refuses once a reply is under way
+            text = "mockcre failed; see the server log"
+        else:
+            reason = (message or str(exc or "")).splitlines()[0].rstrip(": ")
+            text = f"{UNREADABLE}: {reason}"
+        response = _error(status, text)
+        response.force_close()
+        return response
 
     def close_when_drained(self) -> None:
         """After an answer: with the client done and no request waiting, close once this answer is sent
@@ -154,6 +173,8 @@ class Core:
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         _client_done(request)
+        if request.version < HttpVersion10:
+            return await _refuse_http09(request)
         response = await self._answer(request)
         request.protocol.close_when_drained()
         return response
@@ -279,6 +300,18 @@ def _transport(request):
     if transport is None:  # the client already left
         raise ConnectionResetError("the client closed the connection")
     return transport
+
+
+async def _refuse_http09(request) -> web.StreamResponse:
+    """A request line without a version (HTTP/0.9): a 400 that HTTP/1 clients read, where aiohttp would
+    write its status line as ``HTTP/0.9``."""
+    body = http_errors.error_bytes(400, f"{UNREADABLE}: the request line has no HTTP version; "
+                                        "send e.g. POST /upload HTTP/1.1")
+    transport = _transport(request)
+    transport.write(f"HTTP/1.1 {http_errors.status_line(400)}\r\nContent-Type: {http_errors.CONTENT_TYPE}\r\n"
+                    f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body)
+    _finish(transport)
+    return _Dropped()
 
 
 async def _reset(request, reply) -> web.StreamResponse:
