@@ -72,13 +72,14 @@ def _not_json_hint(text: str) -> str:
     if _FORM_FIELDS.fullmatch(stripped):
         return f"; this is a form body (field=value&...), not JSON: {SEND_JSON}"
     lines = stripped.splitlines()
-    if len(lines) > 1 and all(_is_json(line) for line in lines if line.strip()):
+    if len(lines) > 1 and all(is_json(line) for line in lines if line.strip()):
         return (f"; these are {len(lines)} JSON values, one per line (JSON lines): send one JSON object per "
                 "request (mockcre validate reads a file named .jsonl line by line)")
     return ""
 
 
-def _is_json(line: str) -> bool:
+def is_json(line: str | bytes) -> bool:
+    """Whether one line of text is a JSON value (how a body of JSON lines is told from one JSON value)."""
     try:
         json.loads(line)
         return True

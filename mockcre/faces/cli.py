@@ -22,25 +22,19 @@ def _serve(args) -> int:
     from mockcre.contracts.auth import Accounts
     from mockcre.model.clock import parse_moment
     from mockcre.faces.server import is_loopback, serve
+    from mockcre.scenarios.loader import latency_spec
 
     try:
         Accounts.parse(args.account)
     except ValueError as exc:
         sys.stderr.write(f"mockcre serve: {exc}\n")
         return 2
-    if args.clock is not None:
+    for option, value, parse in (("--clock", args.clock, parse_moment), ("--latency", args.latency, latency_spec)):
         try:
-            parse_moment(args.clock)
+            if value is not None:
+                parse(value)
         except ValueError as exc:
-            sys.stderr.write(f"mockcre serve: --clock: {exc}\n")
-            return 2
-    if args.latency is not None:
-        from mockcre.scenarios.loader import latency_spec
-
-        try:
-            latency_spec(args.latency)
-        except ValueError as exc:
-            sys.stderr.write(f"mockcre serve: --latency: {exc}\n")
+            sys.stderr.write(f"mockcre serve: {option}: {exc}\n")
             return 2
     if not is_loopback(args.host) and not args.admin_token:
         sys.stderr.write(f"mockcre serve: --host {args.host} exposes the server beyond this machine; "

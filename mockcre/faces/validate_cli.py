@@ -9,6 +9,7 @@ from pathlib import Path
 from xml.etree import ElementTree as ET
 
 from mockcre.contracts import ERROR, WARNING, Checked, Violation, check
+from mockcre.contracts.jsonbody import is_json
 from mockcre.common.text import plural
 
 
@@ -45,7 +46,7 @@ def read_bodies(path: str, stdin=None):
     if path == "-":
         text = (stdin or sys.stdin.buffer).read()
         lines = [ln for ln in text.splitlines() if ln.strip()]
-        if len(lines) > 1 and _parses(lines[0]):
+        if len(lines) > 1 and is_json(lines[0]):
             yield from _lines("<stdin>", text)
         else:
             yield "<stdin>", None, text
@@ -64,14 +65,6 @@ def _lines(source: str, data: bytes):
     for number, line in enumerate(data.splitlines(), 1):
         if line.strip():
             yield source, number, line
-
-
-def _parses(line: bytes) -> bool:
-    try:
-        json.loads(line)
-        return True
-    except ValueError:
-        return False
 
 
 def run(paths, dialect=None, kind=None, strict=False, stdin=None) -> list[Result]:
