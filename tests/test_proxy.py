@@ -565,3 +565,20 @@ def test_proxy_command_refuses_a_taken_port():
         sock.listen(1)
         done = run("proxy", "--upstream", "http://127.0.0.1:1", "--port", str(sock.getsockname()[1]), timeout=20)
     assert done.returncode == 2 and "already in use" in done.stderr
+
+
+def test_a_recording_holds_no_secret_an_upstream_echoes_from_any_case_depth_or_header(echo, proxy_to, tmp_path):
+    """Body secrets in any case and at any depth become templates; secret headers (which no template can name),
+    whole or just their credential, are masked. The near miss: a header that is no secret is kept as it came."""
+    proxy = proxy_to(echo.url, record=tmp_path / "session.yaml")
+    body = dm_recommend("u1", Token="top-token-secret-1",
+                        extra={"nested": [{"token": "nested-token-secret-3", "MD5": "nested-md5-secret-4"}]})
+    headers = {"X-Api-Key": "xapikey-secret-1", "Authorization": "Bearer sk-live-0123456789",
+               "X-Client-Trace": "trace-not-a-secret-5"}
+    requests.post(proxy.url + "/dm/service", json=body, headers=headers, timeout=TIMEOUT)
+    text = recording(proxy)
+    for secret in ("top-token-secret-1", "nested-token-secret-3", "nested-md5-secret-4", body["MD5"],
+                   "xapikey-secret-1", "sk-live-0123456789"):
+        assert secret not in text, secret
+    assert "{{ request.extra.nested[0].token }}" in text and "{{ request.Token }}" in text
+    assert "xapi…" in text and "trace-not-a-secret-5" in text

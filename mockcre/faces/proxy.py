@@ -258,7 +258,7 @@ class Proxy:
         self._mirror(ins, parsed)
         self._journal(ins, headers, reply, upstream, started)
         if self.recorder is not None:
-            self.recorder.add(self._observed(ins, fwd, parsed, text, reply))
+            self.recorder.add(self._observed(ins, fwd, parsed, text, reply, headers))
         return answer
 
     def _other(self, method, target, path, raw, headers, started) -> tuple[str, list, bytes]:
@@ -311,7 +311,7 @@ class Proxy:
         except Exception:  # the store is a view for the dashboard; the exchange itself went through
             log.exception("mockcre proxy: cannot mirror a report into the store")
 
-    def _observed(self, ins: Judgement, fwd: Forwarded, parsed, text, reply):
+    def _observed(self, ins: Judgement, fwd: Forwarded, parsed, text, reply, headers):
         """What the recorder keeps, or None for a request a replaying mock would answer itself (-1)."""
         from mockcre.tools.record import Observed
 
@@ -321,12 +321,14 @@ class Proxy:
             check(ins.body, ins.dialect, ins.kind, False, now=self.config.clock()).violations
         if has_errors(lenient):
             return None
+        secret_headers = tuple(v for k, v in headers if k.lower() in domain.SECRET_HEADERS)
         if fwd.error:
             return Observed(ins.endpoint, ins.kind, ins.dialect, ins.body, 200, "application/json", reply,
-                            "upstream failed")
+                            "upstream failed", secret_headers)
         ctype = next((v for k, v in fwd.headers if k.lower() == "content-type"), None)
         body = parsed if isinstance(parsed, (dict, list)) else text  # a bare JSON string is replayed as its text
-        return Observed(ins.endpoint, ins.kind, ins.dialect, ins.body, fwd.status, ctype, body)
+        return Observed(ins.endpoint, ins.kind, ins.dialect, ins.body, fwd.status, ctype, body,
+                        secret_headers=secret_headers)
 
 
 class _TooLarge(Exception):

@@ -31,7 +31,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from mockcre.dialects import DIALECTS
-from mockcre.dialects.base import is_secret
+from mockcre.dialects.base import is_secret, mask
 from mockcre.scenarios.matching import as_text, exact_values
 
 MIN_SECRET = 6  # a shorter "secret" would match too much of a reply to replace it safely
@@ -49,6 +49,7 @@ class Observed:
     content_type: str | None
     reply: object  # parsed JSON, or the text of a reply that is not JSON
     note: str = ""
+    secret_headers: tuple = ()  # the request's secret header values (domain.SECRET_HEADERS): masked if echoed
 
 
 class Recorder:
@@ -199,21 +200,26 @@ def identifying_match(ex: Observed) -> dict:
 
 
 def answer(ex: Observed) -> dict:
-    reply = templated(ex.reply, ex.body, DIALECTS[ex.dialect].echoed)
+    reply = templated(ex.reply, ex.body, DIALECTS[ex.dialect].echoed, ex.secret_headers)
     then = {"status": ex.status, "body": reply}
     if ex.content_type and ex.content_type.split(";")[0].strip().lower() not in JSON_TYPES:
         then["headers"] = {"Content-Type": ex.content_type}
     return then
 
 
-def templated(reply, body, echoed: tuple):
-    """``reply`` with the request's ``echoed`` values (exact) and secrets (anywhere in a string) as templates."""
+def templated(reply, body, echoed: tuple, secret_headers: tuple = ()):
+    """``reply`` with the request's ``echoed`` values (exact) and body secrets (anywhere in a string) as
+    templates, and the values of its secret headers, which a template cannot name, masked."""
     exact = {}
     for path in echoed:
         found = exact_values(body, path)
         if found and isinstance(found[0], str) and found[0]:
             exact.setdefault(found[0], path)
-    secrets = {value: path for path, value in _secrets(body)}
+    secrets = {value: "{{ request.%s }}" % path for path, value in _secrets(body)}
+    for value in secret_headers:  # the whole value first, then its credential alone ("Bearer <credential>")
+        for part in dict.fromkeys((value, value.rpartition(" ")[2])):
+            if len(part) >= MIN_SECRET:
+                secrets.setdefault(part, mask(part))
     return _replace(reply, exact, secrets)
 
 
@@ -240,9 +246,9 @@ def _replace(node, exact: dict, secrets: dict):
     if isinstance(node, str):
         if node in exact:
             return "{{ request.%s }}" % exact[node]
-        for secret, field in secrets.items():
+        for secret, shown in secrets.items():
             if secret in node:
-                node = node.replace(secret, "{{ request.%s }}" % field)
+                node = node.replace(secret, shown)
     return node
 
 
