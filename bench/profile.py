@@ -1,16 +1,16 @@
-"""Where a cre /query's time goes under load: py-spy on mockcre's worker while wrk sends the bench's rotation.
+"""Where a cre /query's time goes under load: py-spy on the mockcre process while wrk sends the bench's rotation.
 
     python bench/profile.py                 # 10 s of load, 8 s sampled; top frames printed
     python bench/profile.py --seconds 5 --top 30 --all-threads
 
-What it reports, for the granian worker that runs the app:
+What it reports, for the process that serves (mockcre serve: one process, its asyncio loop):
 - CPU time per request (user + system, all its threads) and context switches per request, from /proc:
-  the price of the server around the app (granian's Rust side, GIL hand-offs between its threads)
-  shows here and not in a Python profile;
+  the price of the server around the app (aiohttp's C parser, uvloop, the admin thread pool's
+  hand-offs) shows here and not in a Python profile;
 - py-spy's samples of the thread holding the GIL (``--gil``), by function: self time (the function's
   own lines) and inclusive time (with what it calls). py-spy pauses the worker for each sample (a
   few per cent of its time at 200 a second); with --nonblocking about a tenth of the stacks came out
-  torn, frames of one moment on those of another (granian's start_response "calling" the journal).
+  torn, frames of one moment on those of another.
 ``--all-threads`` samples every thread instead, waiting ones included (``--idle``).
 The raw samples (one line per stack, flamegraph.pl's input) are kept in bench/results/.
 py-spy is installed with pip into this interpreter's environment when missing.
