@@ -98,6 +98,7 @@ def java_home() -> Path:
     return Path(os.path.realpath(shutil.which("java"))).parent.parent
 
 
+@pytest.mark.slow
 @needs("java", "keytool")
 def test_the_java_program_passes_with_the_exported_truststore_across_a_restart(workdir):
     [program] = blocks("java")

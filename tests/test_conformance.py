@@ -63,6 +63,7 @@ def test_a_server_that_ignores_off_shelf_is_caught(server, monkeypatch):
     assert all("stateful" in name for name in results)  # nothing else broke
 
 
+@pytest.mark.slow
 def test_a_server_that_accepts_invalid_bodies_is_caught(server, monkeypatch):
     def accept_anything(judgement):
         adapter, echo = judgement.adapter, judgement.adapter.echo(judgement.body)
@@ -79,6 +80,7 @@ def test_a_server_that_accepts_invalid_bodies_is_caught(server, monkeypatch):
     assert r.exchange.received().startswith("HTTP 200 {")
 
 
+@pytest.mark.slow
 def test_html_and_5xx_answers_are_failures():
     app = Flask("html")
 
@@ -109,6 +111,7 @@ def test_determinism_is_checked_unless_opted_out(server, monkeypatch):
     assert name not in failed(run_against(server.url, dialects=("dm",), deterministic=False, seed=1))
 
 
+@pytest.mark.slow
 def test_the_same_seed_finds_the_same_minimal_request(server, monkeypatch):
     monkeypatch.setattr(Judgement, "rejection", lambda judgement: judgement.adapter.accepted(judgement.body))
     first = failed(run_against(server.url, dialects=("dm",), seed=5))
@@ -241,6 +244,7 @@ def test_json_without_code_is_still_a_stranger():
     assert "HTTP 200 application/json" in done.stderr and "a JSON object without code (keys: detail, status)" in done.stderr
 
 
+@pytest.mark.slow
 def test_a_json_envelope_with_code_is_no_stranger():
     """The near miss: an envelope with code (even -1 to everything) is an API, whose checks then run and fail."""
     with ThreadedServer(json_app(lambda path: {"code": "-1", "message": "no"})) as srv:

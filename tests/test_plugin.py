@@ -336,6 +336,7 @@ def test_no_server_starts_when_no_test_uses_it(pytester):
     assert "requests received" not in result.stdout.str()
 
 
+@pytest.mark.slow
 def test_xdist_gives_each_worker_its_own_server(pytester):
     make_tests(pytester, '''
 import os

@@ -29,6 +29,8 @@ import threading
 import time
 from collections import Counter, defaultdict
 
+import pytest
+
 from servekit import ServeProcess
 
 CLIENTS = 32
@@ -298,6 +300,7 @@ def whole_store(port: int) -> dict:
     raise AssertionError("/__admin/state never ran out of pages")
 
 
+@pytest.mark.slow
 def test_32_concurrent_clients_mixed_batches_exactly_once(tmp_path):
     expected, plan_lock = Expected(), threading.Lock()
     plans = [plan(c, expected, plan_lock) for c in range(CLIENTS)]

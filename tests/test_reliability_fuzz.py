@@ -853,6 +853,7 @@ def run_campaign(port: int, findings: Findings, deadline: float, cheap: int, fra
     return latencies
 
 
+@pytest.mark.slow
 def test_fuzz_campaign_100k_hostile_requests(server_factory):
     server = server_factory()
     # Warm-up: the same campaign once, so the baseline is the server's steady state, its allocator having

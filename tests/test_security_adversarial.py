@@ -237,6 +237,7 @@ def test_non_json_yaml_tags_are_refused_naming_the_tag(start_face, face, tag, va
     assert plain.status_code == 201, plain.text  # untagged, the same value is text, as JSON would have it
 
 
+@pytest.mark.slow
 def test_an_alias_bomb_is_refused_by_its_expansion_and_a_large_scenario_loads(start_face):
     url = start_face("serve")
     levels = ["a: &a [x, x, x, x, x, x, x, x, x, x]"] + [
