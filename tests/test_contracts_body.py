@@ -139,6 +139,20 @@ def test_text_input_is_parsed_too():
     assert [v.rule for v in check("").violations] == ["json.empty"]
 
 
+@pytest.mark.parametrize("text", ['{"a": "\ud800"}', "[" + "{}, " * 64 + '{"a": "\udfff"}]'])
+def test_text_with_a_lone_surrogate_is_an_encoding_error(text):
+    """Only a str can hold a lone surrogate itself (bytes decoded as UTF-8 cannot); it is told as the escape is."""
+    found = validate(text)
+    at = text.index("\ud800" if "\ud800" in text else "\udfff")
+    assert [(v.path, v.message, v.rule) for v in found] == [
+        ("", f"body text holds a lone UTF-16 surrogate, U+{ord(text[at]):04X} at character {at}: not Unicode text, "
+             "and no UTF-8 consumer can read it; decode the bytes with errors='strict'", "json.encoding")]
+
+
+def test_text_with_a_surrogate_pair_escape_is_read():
+    assert validate('{"a": "\\ud83d\\ude00"}', "cre", "query") == validate('{"a": "😀"}', "cre", "query")
+
+
 def test_non_object_with_kind_given_is_a_type_error():
     checked = check(b"[1, 2]", "cre", "query")
     assert [(v.path, v.rule) for v in checked.violations] == [("", "schema.type")]

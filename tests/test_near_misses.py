@@ -289,6 +289,97 @@ def test_invalid_utf8_under_a_utf8_charset_is_refused(server, charset):
     assert reply.json()["code"] == "-1" and "not UTF-8" in reply.json()["message"]
 
 
+# -- bodies that are not a JSON object, each told by its own exact violation ------------------------------------
+
+QUERY = json.dumps(cre_query("u1"))[1:-1]  # the fields of a valid /query, to put around a broken value
+UNREADABLE_BODIES = {  # what is sent: the json.* violations the journal keeps, as (pointer, message, severity, rule)
+    "blank": (b"  ", [("", "body is empty; expected a JSON object", "error", "json.empty")]),
+    "byte-order mark": ("\ufeff{%s}" % QUERY,
+                        [("", "body starts with a UTF-8 byte-order mark; it was ignored", "warning", "json.bom")]),
+    "not UTF-8": (b'{"a": "\xff"}', [("", "body is not UTF-8: byte 0xff at offset 7 cannot be decoded; send UTF-8, or "
+                                      "declare the body's charset (Content-Type: application/json; charset=GBK)",
+                                      "error", "json.encoding")]),
+    "syntax": (b'{"a": }', [("", "body is not valid JSON at line 1 column 7: Expecting value", "error", "json.syntax")]),
+    "NaN": (b'{"a": NaN}', [("", "body is not valid JSON: NaN is not valid JSON (the JSON standard has no NaN or "
+                                 "Infinity)", "error", "json.syntax")]),
+    # an overflowing number is quoted whole up to 20 characters, then cut with an ellipsis; one line is no "JSON lines"
+    "overflow, 20 characters": (b'{"a": 1000000000000000e400}', [
+        ("", "body is not valid JSON: the number 1000000000000000e400 overflows (no JSON consumer can hold it)",
+         "error", "json.syntax")]),
+    "overflow, 21 characters": (b'{"a": 10000000000000000e400}', [
+        ("", "body is not valid JSON: the number 10000000000000000e40\u2026 overflows (no JSON consumer can hold it)",
+         "error", "json.syntax")]),
+    "JSON lines": (b'{"a": 1}\n{"a": 2}\n', [
+        ("", "body is not valid JSON at line 2 column 1: Extra data; these are 2 JSON values, one per line (JSON lines): "
+             "send one JSON object per request (mockcre validate reads a file named .jsonl line by line)",
+         "error", "json.syntax")]),
+    "lone surrogate": (b'{"a": "\\ud800"}', [
+        ("", "body holds a lone UTF-16 surrogate escape (such as \\ud800): valid JSON syntax but not Unicode text, "
+             "and no UTF-8 consumer can read it", "error", "json.encoding")]),
+    "lone surrogate among 65 brackets": (b'[' + b'{}, ' * 64 + b'{"a": "\\udc00"}]', [
+        ("", "body holds a lone UTF-16 surrogate escape (such as \\ud800): valid JSON syntax but not Unicode text, "
+             "and no UTF-8 consumer can read it", "error", "json.encoding")]),
+    "too deep for the parser": (b"[" * 100_000, [
+        ("", "body nests too deep to parse; at most 64 levels are accepted", "error", "json.depth")]),
+    "65 levels": (b"[" * 65 + b"]" * 65, [("", "body nests deeper than 64 levels", "error", "json.depth")]),
+    "a repeated key": ('{%s, "user_id": "u2", "user_id": "u3"}' % QUERY, [
+        ("/user_id", "key 'user_id' appears 3 times in the same object; JSON parsers disagree on which value wins "
+                     "(here: the last)", "error", "json.duplicate-key")]),
+    "one byte over the limit": (b"[" + b" " * 999 + b"]", [
+        ("", "body exceeds the limit of 1,000 bytes (mockcre serve --max-body-bytes)", "error", "limit.body-size")]),
+}
+
+
+@pytest.mark.parametrize("case", UNREADABLE_BODIES)
+def test_each_unreadable_body_is_told_by_its_exact_violation(server, case):
+    """The journal keeps each violation whole, and a refusal's -1 message carries the error's text."""
+    sent, expected = UNREADABLE_BODIES[case]
+    client = server({"max_body_bytes": 1000} if case == "one byte over the limit" else None)
+    reply = client.post("/query", data=sent.encode() if isinstance(sent, str) else sent, headers=JSON).json()
+    kept = [(v["path"], v["message"], v["severity"], v["rule"]) for v in client.last_entry()["violations"]
+            if v["rule"].startswith(("json.", "limit."))]
+    assert kept == expected
+    if expected[0][2] == "error":
+        assert reply["code"] == "-1" and expected[0][1] in reply["message"], reply
+    else:
+        assert reply["code"] == "0", reply
+
+
+def test_a_body_of_exactly_the_limit_is_read(server):
+    client = server({"max_body_bytes": 1000})
+    assert client.post("/query", data=exactly(cre_query("u1"), 1000), headers=JSON).json()["code"] == "0"
+
+
+def nested(levels: int, leaf: str = '"x"') -> str:
+    """``levels`` of alternating objects and lists around ``leaf``, the innermost an object, each object with
+    a string holding one escaped quote (an odd count) and one ending in an escaped backslash (what the
+    bracket count must see through). Each pass of the count takes away an object and a list, so 64 levels
+    are read in 32 passes."""
+    text = leaf
+    for level in range(levels):
+        text = (f'{{"q": "say \\"hi", "b": "C:\\\\", "a": {text}}}' if level % 2 == 0 else f"[{text}]")
+    return text
+
+
+@pytest.mark.parametrize("body, too_deep", [
+    (f"[{nested(63)}, [], {{}}]", False),  # 64 levels and 66 brackets: more than 64 open, so the text is read
+    ("[" * 64 + "]" * 64, False),  # 64 open in all: cannot be deeper than 64, nothing more to read
+    (f"[{nested(64)}, [], {{}}]", True),
+])
+def test_the_depth_limit_is_read_off_the_brackets_without_walking_an_allowed_body(server, monkeypatch, body, too_deep):
+    """64 levels pass and 65 do not; a body whose strings hold no bracket is judged from its text alone
+    (walking it was half a large upload's time), even with escaped quotes and backslashes in its strings."""
+    from mockcre.contracts import jsonbody
+
+    walked = []
+    walk = jsonbody._walk_too_deep
+    monkeypatch.setattr(jsonbody, "_walk_too_deep", lambda body: walked.append(1) or walk(body))
+    client = server()
+    client.post("/query", data=body.encode(), headers=JSON)
+    assert ("json.depth" in rules(client.last_entry())) is too_deep
+    assert walked == ([1] if too_deep else [])
+
+
 # -- content codings --------------------------------------------------------------------------------------------
 
 def deflate(data: bytes) -> bytes:

@@ -101,6 +101,12 @@ def parse(raw: bytes | str, max_bytes: int = DEFAULT_MAX_BYTES):
                                     "(Content-Type: application/json; charset=GBK)", ERROR, "json.encoding")]
     else:
         text = raw
+        try:
+            text.encode("utf-8")  # text given as str (the Python API) may hold what no bytes could
+        except UnicodeEncodeError as exc:
+            return None, [Violation("", f"body text holds a lone UTF-16 surrogate, U+{ord(text[exc.start]):04X} at "
+                                    f"character {exc.start}: not Unicode text, and no UTF-8 consumer can read it; "
+                                    "decode the bytes with errors='strict'", ERROR, "json.encoding")]
     notes = []
     if text.startswith("\ufeff"):
         text = text[1:]
@@ -142,13 +148,13 @@ def _too_deep(body, text: str) -> bool:
     """
     if text.count("{") + text.count("[") <= MAX_DEPTH:  # cannot nest deeper than it opens
         return False
-    structure = (text.encode("utf-8", "surrogatepass").replace(b"\\\\", b"").replace(b'\\"', b"")
+    structure = (text.encode("utf-8").replace(b"\\\\", b"").replace(b'\\"', b"")
                  .translate(None, _NOT_STRUCTURE).replace(b'""', b""))
     if b'"' not in structure:
         for _ in range(MAX_DEPTH // 2):
+            structure = structure.replace(b"{}", b"").replace(b"[]", b"")
             if not structure:
                 return False
-            structure = structure.replace(b"{}", b"").replace(b"[]", b"")
     return _walk_too_deep(body)
 
 
