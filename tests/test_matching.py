@@ -4,13 +4,14 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 
 import pytest
 import requests
 
-from httpkit import TIMEOUT, cre_query, dm_recommend, serve  # noqa: F401  (serve is a fixture)
+from httpkit import TIMEOUT, cre_action, cre_query, cre_upload, dm_recommend, serve  # noqa: F401  (serve is a fixture)
 
 FREEZE_RULE = """\
 name: freeze
@@ -131,6 +132,7 @@ def test_find_with_no_match_shows_the_closest_entries_and_what_differs(serve):
     ({"match": {"n": {"like": "3"}}}, "match.n", ["like"]),
     ({"times": 1}, "times", ["not a request condition"]),
     (["endpoint"], "pattern", ["JSON object"]),
+    ({"headers": {"X-Trace": {"regex": "(a)\\1"}}}, "headers.X-Trace.regex", ["RE2", "invalid escape sequence: \\1"]),
 ])
 def test_a_bad_pattern_is_a_400_naming_the_field(serve, pattern, field, words):
     client = serve()
@@ -191,3 +193,112 @@ def test_the_handle_asserts_in_the_same_language():
         with pytest.raises(AssertionError) as failed:
             mock.assert_called("cre.query", user_id={"regex": "^u2$"})
         assert "<<<<< differs" in str(failed.value)
+
+
+
+EXACT_PATTERN_ERRORS = [
+    (["e"] * 20, "pattern: expected a JSON object like a scenario's when, got " + json.dumps(["e"] * 20)[:60]),
+    ({"times": 1}, "times: not a request condition; a pattern takes endpoint, kind, match, headers"),
+    ({"match": {"user_id": {"regex": "(a)\\1"}}},
+     "match.user_id.regex: regex does not compile in RE2 (invalid escape sequence: \\1); mockcre matches with RE2, "
+     "which has no backreferences or lookaround, so that no pattern can make matching take exponential time"),
+]
+
+
+@pytest.mark.parametrize("pattern, message", EXACT_PATTERN_ERRORS)
+def test_a_bad_patterns_message_whole(serve, pattern, message):
+    resp = find(serve(), pattern)
+    assert resp.status_code == 400
+    assert resp.json()["message"] == message
+
+
+@pytest.fixture
+def journal(serve):
+    """A mock that has answered five requests, each giving the language something to tell apart."""
+    client = serve()
+    client.call("/query", cre_query(user_id="u1", flag=True, nothing=None, weight=3.0, meta={"名": "值"}),
+                headers={"X-Trace": "abc"})
+    client.call("/upload", cre_upload("2", [cre_action("u7", "102", ["i1", "i2"])]))
+    assert client.post("/query", data=b'{"seq_no": "1"').json()["code"] == "-1"  # unreadable, refused
+    client.call("/dm/service", dm_recommend(uid="u9", data=[{"xuid": "zz"}]))  # dm nests no records
+    client.call("/query", cre_query(user_id="u3"))
+    return client
+
+
+def count(client, pattern) -> int:
+    resp = find(client, pattern, "/__admin/requests/count")
+    assert resp.status_code == 200, resp.text
+    return resp.json()["count"]
+
+
+@pytest.mark.parametrize("pattern, expected", [
+    # the journal's own fields: the reply's code, the kind
+    ({"match": {"code": "-1"}}, 1),
+    ({"match": {"code": "0"}}, 3),  # dm's -3 "empty result" is not
+    ({"kind": "action"}, 1),
+    ({"kind": ["query", "action"]}, 3),  # the unreadable body has no kind
+    ({"endpoint": ["cre.upload", "any"]}, 5),  # "any" in a list
+    # headers: any case on either side, operators too
+    ({"headers": {"x-trace": "abc"}}, 1),
+    ({"headers": {"X-TRACE": {"regex": "^ab"}}}, 1),
+    ({"headers": {"X-Trace": "abd"}}, 0),
+    # paths: a name met on a list means each element; an index is exact, one past the end finds nothing
+    ({"match": {"data.uid": "u7"}}, 1),
+    ({"match": {"data[0].item_action[1].item_id": "i2"}}, 1),
+    ({"match": {"data[1].uid": "u7"}}, 0),
+    ({"match": {"data[0].item_action[2].item_id": {"present": True}}}, 0),
+    ({"match": {"user_id[0]": "u"}}, 0),  # text is no list: no character by index
+    # inside the records the endpoint's dialect nests: a cre upload's data[*], not a dm body's
+    ({"match": {"uid": "u7"}}, 1),
+    ({"match": {"item_id": "i2"}}, 1),
+    ({"endpoint": "dm.service", "match": {"xuid": "zz"}}, 0),
+    ({"endpoint": "dm.service", "match": {"data[*].xuid": "zz"}}, 1),
+    # values compared as JSON spells them
+    ({"match": {"flag": "true"}}, 1),
+    ({"match": {"flag": True}}, 1),
+    ({"match": {"flag": "True"}}, 0),
+    ({"match": {"nothing": "null"}}, 1),
+    ({"match": {"weight": "3"}}, 1),
+    ({"match": {"meta": {"equals": '{"名": "值"}'}}}, 1),
+    ({"match": {"meta": {"regex": "值"}}}, 1),
+    # present with another operator: both must hold
+    ({"match": {"user_id": {"present": True, "regex": "^u"}}}, 2),
+    ({"match": {"user_id": {"present": True, "regex": "^x"}}}, 0),
+    ({"match": {"user_id": {"present": False}}, "endpoint": "cre.query"}, 1),  # the unreadable one
+])
+def test_each_part_of_the_language_over_http(journal, pattern, expected):
+    assert count(journal, pattern) == expected, pattern
+
+
+def test_near_misses_show_a_header_that_differs_and_put_the_newest_first_among_equals(journal):
+    found = find(journal, {"endpoint": "cre.query", "match": {"user_id": "u2"}, "headers": {"X-Trace": "abd"}}).json()
+    near = [(m["entry"]["seq"], m["differences"]) for m in found["near_misses"]]
+    assert near[:3] == [  # two differences each, newest first; the unreadable query has no user_id
+        (5, [{"field": "user_id", "expected": "u2", "received": ["u3"]},
+             {"field": "headers.X-Trace", "expected": "abd", "received": []}]),
+        (3, [{"field": "user_id", "expected": "u2", "received": []},
+             {"field": "headers.X-Trace", "expected": "abd", "received": []}]),
+        (1, [{"field": "user_id", "expected": "u2", "received": ["u1"]},
+             {"field": "headers.X-Trace", "expected": "abd", "received": ["abc"]}]),
+    ]
+
+
+def test_a_scenario_looks_inside_the_records_of_its_endpoints_dialect(serve):
+    client = serve()
+    load(client, "name: nested\nrules:\n  - when:\n      match: {uid: u7}\n    then: {code: '-3', message: no u7}\n")
+    assert client.call("/upload", cre_upload("2", [cre_action("u7", "102", ["i1"])]))["code"] == "-3"
+    assert client.call("/upload", cre_upload("2", [cre_action("u8", "102", ["i1"])]))["code"] == "0"
+    client.call("/dm/service", dm_recommend(uid="u0", data=[{"uid": "u7"}]))
+    assert client.last_entry()["scenario"] == []  # dm nests no records: its data[*] is not looked in
+
+
+def test_the_handle_takes_python_regexes_and_predicates():
+    from mockcre.testing import MockcreServer
+
+    with MockcreServer(allow_violations=True) as mock:
+        requests.post(mock.url + "/query", json=cre_query(user_id="u1", meta={"名": "值"}), timeout=TIMEOUT)
+        mock.assert_called("cre.query", user_id=re.compile("^u1$"))
+        mock.assert_not_called("cre.query", user_id=re.compile("^u2$"))
+        mock.assert_not_called("cre.query", meta=re.compile("值"))  # a compiled regex reads text only, not objects
+        mock.assert_called("cre.query", user_id=lambda value: value.startswith("u"))
+        mock.assert_not_called("cre.query", user_id=lambda value: value / 0)  # a predicate that fails is no match

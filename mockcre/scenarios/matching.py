@@ -62,7 +62,7 @@ def _walk(node, parts):
         yield node
         return
     head, rest = parts[0], parts[1:]
-    if isinstance(node, list) and (head == "*" or isinstance(head, str)):
+    if isinstance(node, list) and isinstance(head, str):  # "[*]", or a name met on a list: each element
         for element in node:
             yield from _walk(element, rest if head == "*" else parts)
     elif isinstance(head, int):
@@ -100,13 +100,12 @@ def entry_values(entry: dict, path: str) -> list:
 
 
 def as_text(value) -> str:
+    """A value as the text matchers compare: JSON's spelling (``true``, ``null``, ``3`` for 3.0), strings as they are."""
     if isinstance(value, str):
         return value
-    if isinstance(value, bool) or value is None:
-        return json.dumps(value)
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
-    return json.dumps(value, ensure_ascii=False) if isinstance(value, (dict, list)) else str(value)
+    return json.dumps(value, ensure_ascii=False, default=str)  # default: a Python-only matcher value (Decimal...)
 
 
 def _one(value, spec) -> bool:
