@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from decimal import Decimal
 import threading
 import time
 
@@ -234,6 +235,9 @@ def count(client, pattern) -> int:
 @pytest.mark.parametrize("pattern, expected", [
     # the journal's own fields: the reply's code, the kind
     ({"match": {"code": "-1"}}, 1),
+    ({"match": {"item": "i2"}}, 1),  # any item id the body names
+    ({"match": {"dialect": "dm"}}, 1),
+    ({"match": {"seq": 5}}, 1),
     ({"match": {"code": "0"}}, 3),  # dm's -3 "empty result" is not
     ({"kind": "action"}, 1),
     ({"kind": ["query", "action"]}, 3),  # the unreadable body has no kind
@@ -261,6 +265,9 @@ def count(client, pattern) -> int:
     ({"match": {"weight": "3"}}, 1),
     ({"match": {"meta": {"equals": '{"名": "值"}'}}}, 1),
     ({"match": {"meta": {"regex": "值"}}}, 1),
+    # a comparison holds for numbers only: text is not zero
+    ({"match": {"user_id": {"gte": 0}}}, 0),
+    ({"match": {"service_type": {"gte": 0}}}, 1),
     # present with another operator: both must hold
     ({"match": {"user_id": {"present": True, "regex": "^u"}}}, 2),
     ({"match": {"user_id": {"present": True, "regex": "^x"}}}, 0),
@@ -285,10 +292,10 @@ def test_near_misses_show_a_header_that_differs_and_put_the_newest_first_among_e
 
 def test_a_scenario_looks_inside_the_records_of_its_endpoints_dialect(serve):
     client = serve()
-    load(client, "name: nested\nrules:\n  - when:\n      match: {uid: u7}\n    then: {code: '-3', message: no u7}\n")
-    assert client.call("/upload", cre_upload("2", [cre_action("u7", "102", ["i1"])]))["code"] == "-3"
-    assert client.call("/upload", cre_upload("2", [cre_action("u8", "102", ["i1"])]))["code"] == "0"
-    client.call("/dm/service", dm_recommend(uid="u0", data=[{"uid": "u7"}]))
+    load(client, "name: nested\nrules:\n  - when:\n      match: {rule_id: r7}\n    then: {code: '-3', message: no r7}\n")
+    assert client.call("/upload", cre_upload("2", [cre_action("u7", "102", ["i1"], rule_id="r7")]))["code"] == "-3"
+    assert client.call("/upload", cre_upload("2", [cre_action("u7", "102", ["i1"], rule_id="r8")]))["code"] == "0"
+    client.call("/dm/service", dm_recommend(uid="u0", data=[{"rule_id": "r7"}]))
     assert client.last_entry()["scenario"] == []  # dm nests no records: its data[*] is not looked in
 
 
@@ -302,3 +309,16 @@ def test_the_handle_takes_python_regexes_and_predicates():
         mock.assert_not_called("cre.query", meta=re.compile("值"))  # a compiled regex reads text only, not objects
         mock.assert_called("cre.query", user_id=lambda value: value.startswith("u"))
         mock.assert_not_called("cre.query", user_id=lambda value: value / 0)  # a predicate that fails is no match
+        requests.post(mock.url + "/dm/service", json=dm_recommend(uid="u2", weight=3.0), timeout=TIMEOUT)
+        mock.assert_called("dm.service", weight=Decimal("3"))  # a Python value is compared as its text
+
+
+def test_an_entry_without_a_code_is_no_match_for_one(serve):
+    """A fault answers nothing: its entry has no reply code, and asking for codes still works."""
+    client = serve()
+    load(client, "name: drop\nrules:\n  - when: {match: {user_id: gone}}\n    then: {fault: close}\n")
+    with pytest.raises(requests.ConnectionError):
+        client.call("/query", cre_query(user_id="gone"))
+    client.call("/query", cre_query(user_id="u1"))
+    assert count(client, {"match": {"code": "0"}}) == 1
+    assert count(client, {"match": {"code": {"present": False}}}) == 1

@@ -105,7 +105,9 @@ def as_text(value) -> str:
         return value
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
-    return json.dumps(value, ensure_ascii=False, default=str)  # default: a Python-only matcher value (Decimal...)
+    if isinstance(value, (bool, dict, list)) or value is None:
+        return json.dumps(value, ensure_ascii=False, default=str)
+    return str(value)  # a number, or a Python-only matcher value (Decimal, a UUID...) as it prints
 
 
 def _one(value, spec) -> bool:
