@@ -66,7 +66,7 @@ def _walk(node, parts):
         for element in node:
             yield from _walk(element, rest if head == "*" else parts)
     elif isinstance(head, int):
-        if isinstance(node, list) and -len(node) <= head < len(node):
+        if isinstance(node, list) and head < len(node):  # a path's index is never negative
             yield from _walk(node[head], rest)
     elif isinstance(node, dict) and head in node:
         yield from _walk(node[head], rest)
@@ -106,7 +106,7 @@ def as_text(value) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     if isinstance(value, (bool, dict, list)) or value is None:
-        return json.dumps(value, ensure_ascii=False, default=str)
+        return json.dumps(value, ensure_ascii=False)
     return str(value)  # a number, or a Python-only matcher value (Decimal, a UUID...) as it prints
 
 
@@ -231,7 +231,7 @@ class Pattern:
     def closest(self, entries: list[dict], count: int) -> list[tuple[dict, list]]:
         """The ``count`` entries that fail the fewest conditions (newest first among equals), with what differs."""
         scored = [(e, self.entry_differences(e)) for e in entries]
-        scored.sort(key=lambda pair: (len(pair[1]), -pair[0].get("seq", 0)))
+        scored.sort(key=lambda pair: (len(pair[1]), -pair[0]["seq"]))
         return scored[:count]
 
 
