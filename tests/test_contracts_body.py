@@ -233,8 +233,9 @@ def _nested(levels: int, inner):
 ])
 def test_the_depth_limit_is_exact_however_strings_are_bracketed(body, too_deep):
     for text in (json.dumps(body), json.dumps(body, ensure_ascii=False, separators=(",", ":"))):
-        found = jsonbody.parse(text)[1]
-        assert any(v.rule == "json.depth" for v in found) is too_deep
+        for given_as in (text, text.encode("utf-8")):  # str: the careful reader; bytes: orjson's first
+            found = jsonbody.parse(given_as)[1]
+            assert any(v.rule == "json.depth" for v in found) is too_deep
 
 
 @given(st.recursive(st.none() | st.integers() | st.text(alphabet='[]{}"\\ ab中\ud7ff', max_size=6),
@@ -248,4 +249,63 @@ def test_reading_depth_off_the_text_agrees_with_walking_the_body(body, ascii_onl
         with_depth = [with_depth] if level % 2 else {"d": with_depth}
     for value in (body, with_depth):
         text = json.dumps(value, ensure_ascii=ascii_only)
-        assert jsonbody._too_deep(value, text) == jsonbody._walk_too_deep(value), text[:300]
+        assert jsonbody._too_deep(value, text.encode("utf-8")) == jsonbody._walk_too_deep(value), text[:300]
+
+
+# -- orjson's fast reading gives what the careful reader gives -----------------------------------------
+
+_KEYS = st.sampled_from(['"a"', '"b"', '":"', '"a:b"', '"\\u003a"', '"\\u003A"', '"\\u0061"', '"中"'])
+_SCALARS = st.one_of(st.none(), st.booleans(), st.integers(min_value=-2**70, max_value=2**70),
+                     st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=4)).map(json.dumps)
+_BIG_OR_STRANGE = st.sampled_from(["1e400", "-1e400", "NaN", "Infinity", "18446744073709551615", "18446744073709551616",
+                                   "-9223372036854775809", "1.0", "-0", "-0.0", '"\\ud800"', '"\\ud800\\udc00"',
+                                   '"a\x01"', "01", "tru", '"\\u0000"'])
+
+
+def _object(children):
+    return st.lists(st.tuples(_KEYS, children), max_size=4).map(lambda pairs: "{" + ",".join(f"{k}:{v}" for k, v in pairs) + "}")
+
+
+_TEXTS = st.recursive(_SCALARS | _BIG_OR_STRANGE,
+                      lambda inner: st.lists(inner, max_size=3).map(lambda xs: "[" + ",".join(xs) + "]") | _object(inner),
+                      max_leaves=12)
+
+
+@given(_TEXTS, st.sampled_from(["", " ", "\n", "\ufeff"]))
+@settings(max_examples=600, deadline=None)
+def test_the_fast_reading_gives_what_the_careful_reader_gives(text, around):
+    """Repeated keys (also hidden behind an escaped colon), numbers past 64 bits, lone surrogates, NaN,
+    a byte-order mark: whichever reader answers, the body and its violations are the same."""
+    raw = (around + text + around.strip("\ufeff")).encode("utf-8")
+    fast = jsonbody.parse(raw)
+    careful_reader = jsonbody._parsed_fast
+    try:
+        jsonbody._parsed_fast = lambda raw: jsonbody._CAREFUL
+        careful = jsonbody.parse(raw)
+    finally:
+        jsonbody._parsed_fast = careful_reader
+    assert repr(fast[0]) == repr(careful[0])
+    assert fast[1] == careful[1]
+
+
+@pytest.mark.parametrize("text", ['{"a": 1, "a": 2}', '{"a": ":", "a": 2}', '{"a": 1, "a": "\\u003a"}',
+                                  '{"x": {"k": 1, "k": 1}}', '[{"a": 1}, {"b": 2, "b": 3}]'])
+def test_a_repeated_key_is_found_by_the_fast_reading_too(text):
+    body, found = jsonbody.parse(text.encode())
+    assert [v.rule for v in found] == ["json.duplicate-key"]
+
+
+@pytest.mark.parametrize("text, fast", [
+    ('{"user_id": "u:1", "pool_id": "a,b", "n": 999999999999999999}', True),  # 18 digits: within 64 bits
+    ('{"user_id": "u:1", "pool_id": "a,b", "n": 1000000000000000000}', False),  # 19: may not be
+    ('{"user_id": "\\u0075:1"}', True),
+    ('{"user_id": "\\u003a1"}', False),  # an escaped colon could hide a repeated key
+    ('{"a": 1, "a": 2}', False),
+    ('\ufeff{}', False),
+])
+def test_the_fast_reading_is_the_one_used_for_an_ordinary_body(monkeypatch, text, fast):
+    careful_reader = jsonbody.json.loads
+    careful = []
+    monkeypatch.setattr(jsonbody.json, "loads", lambda *a, **k: careful.append(1) or careful_reader(*a, **k))
+    jsonbody.parse(text.encode())
+    assert careful == ([] if fast else [1])

@@ -7,6 +7,8 @@ import math
 import re
 from collections import Counter
 
+import orjson
+
 from .violations import ERROR, WARNING, Violation, capped, pointer
 
 DEFAULT_MAX_BYTES = 8 * 1024 * 1024  # a 1,000-record batch is ~1 MB; anything near 8 MB is abuse
@@ -87,12 +89,48 @@ def is_json(line: str | bytes) -> bool:
         return False
 
 
+_TOO_DEEP = Violation("", f"body nests deeper than {MAX_DEPTH} levels", ERROR, "json.depth")
+_CAREFUL = object()  # what _parsed_fast returns when only the careful reader can say
+# Past 64 bits orjson reads an integer as a float where json keeps it: 19 digits in a row may be one. The digits
+# of the text as 0 and all else as space, then one search: a regex took 1.7 µs of a 150-byte query, this 0.8.
+_DIGITS_AS_ZEROS = bytes(ord("0") if chr(b) in "0123456789" else ord(" ") for b in range(256))
+_LONG_DIGIT_RUN = b"0" * 19
+
+
+def _parsed_fast(raw: bytes):
+    """The body exactly as the careful reader in :func:`parse` would give it, read by orjson in a fraction of
+    the time (its reader was a tenth of a ``/query``'s time on the server); :data:`_CAREFUL` whenever that cannot
+    be promised: orjson refuses the text (the careful reader then says why), an integer may be past 64 bits,
+    or a key may have been given twice. A body orjson reads that nests too deep is :data:`_TOO_DEEP`.
+
+    orjson keeps a repeated key's last value without a word. A key's colon is the only colon JSON writes
+    outside a string, and orjson writes strings' colons as they are, so writing the body back out loses a
+    colon exactly when a key was dropped; an escaped colon (``\\u003a``) would hide one, and goes the careful way.
+    """
+    if b"\\u003" in raw or _LONG_DIGIT_RUN in raw.translate(_DIGITS_AS_ZEROS):
+        return _CAREFUL
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return _CAREFUL
+    if _too_deep(body, raw):  # (before writing it out again: orjson writes at most 254 levels)
+        return _TOO_DEEP
+    if b":" in raw and orjson.dumps(body).count(b":") != raw.count(b":"):
+        return _CAREFUL
+    return body
+
+
 def parse(raw: bytes | str, max_bytes: int = DEFAULT_MAX_BYTES):
     """Parse a request body. Returns ``(body, violations)``; body is None when it cannot be read."""
     if isinstance(raw, (bytes, bytearray)):
         if len(raw) > max_bytes:
             return None, [Violation("", f"body exceeds the limit of {max_bytes:,} bytes (mockcre serve "
                                     "--max-body-bytes)", ERROR, "limit.body-size")]
+        body = _parsed_fast(raw)
+        if body is _TOO_DEEP:
+            return None, [body]
+        if body is not _CAREFUL:
+            return body, []
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -123,8 +161,8 @@ def parse(raw: bytes | str, max_bytes: int = DEFAULT_MAX_BYTES):
         where = f" at line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
         return None, [Violation("", f"body is not valid JSON{where}: {message}{_not_json_hint(text)}", ERROR,
                                 "json.syntax")]
-    if _too_deep(body, text):
-        return None, [Violation("", f"body nests deeper than {MAX_DEPTH} levels", ERROR, "json.depth")]
+    if _too_deep(body, text.encode("utf-8")):
+        return None, [_TOO_DEEP]
     if _SURROGATE_ESCAPE.search(text) and _lone_surrogate(body):
         return None, [Violation("", "body holds a lone UTF-16 surrogate escape (such as \\ud800): valid JSON syntax but not "
                                 "Unicode text, and no UTF-8 consumer can read it", ERROR, "json.encoding")]
@@ -136,7 +174,7 @@ def parse(raw: bytes | str, max_bytes: int = DEFAULT_MAX_BYTES):
 _NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'"[]{}')
 
 
-def _too_deep(body, text: str) -> bool:
+def _too_deep(body, text: bytes) -> bool:
     """Deeper than MAX_DEPTH? Read off the text's brackets when it can be (walking the body cost a
     1,000-record upload 5 ms, half its time).
 
@@ -146,9 +184,9 @@ def _too_deep(body, text: str) -> bool:
     of each kind: gone within MAX_DEPTH / 2 passes means at most MAX_DEPTH levels. A string holding
     a bracket (rare, and able to hide a level) sends the body to the walk.
     """
-    if text.count("{") + text.count("[") <= MAX_DEPTH:  # cannot nest deeper than it opens
+    if text.count(b"{") + text.count(b"[") <= MAX_DEPTH:  # cannot nest deeper than it opens
         return False
-    structure = (text.encode("utf-8").replace(b"\\\\", b"").replace(b'\\"', b"")
+    structure = (text.replace(b"\\\\", b"").replace(b'\\"', b"")
                  .translate(None, _NOT_STRUCTURE).replace(b'""', b""))
     if b'"' not in structure:
         for _ in range(MAX_DEPTH // 2):
