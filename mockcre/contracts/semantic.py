@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass
+from functools import cache
 from typing import Callable, Iterator
 
 from mockcre.common.domain import DAY, GLOBAL_POOL
@@ -68,9 +69,7 @@ def records(dialect: str, kind: str, body) -> Iterator[tuple[list, dict]]:
 def semantic_violations(dialect: str, kind: str, body, strict: bool = False, now: float | None = None) -> list[Violation]:
     ctx = Context(dialect, kind, strict, time.time() if now is None else now, body)
     out = []
-    for r in RULES.values():
-        if (dialect, kind) not in r.kinds:
-            continue
+    for r in _rules_for(dialect, kind):
         severity = (r.strict_severity or r.severity) if strict else r.severity
         for parts, record in records(dialect, kind, body) if r.per_record else [([], body)]:
             for where, message in r.check(record, parts, ctx):
@@ -78,8 +77,10 @@ def semantic_violations(dialect: str, kind: str, body, strict: bool = False, now
     return out
 
 
-def _split(value, separators=";") -> list[str]:
-    return re.split(f"[{re.escape(separators)}]", str(value))
+@cache
+def _rules_for(dialect: str, kind: str) -> tuple[Rule, ...]:
+    """The rules that judge a (dialect, kind), in the catalogue's order (first asked once every rule is registered)."""
+    return tuple(r for r in RULES.values() if (dialect, kind) in r.kinds)
 
 
 def _seconds(value) -> int | None:
@@ -94,7 +95,7 @@ def _seconds(value) -> int | None:
 def _pool_zero(record, parts, ctx):
     """pool_id must not name pool "0": that is the global pool every item joins anyway."""
     pools = record.get("pool_id")
-    if isinstance(pools, str) and GLOBAL_POOL in _split(pools):
+    if isinstance(pools, str) and GLOBAL_POOL in pools.split(";"):
         yield parts + ["pool_id"], ('pool "0" is the global pool every item joins anyway; '
                                     f"do not report it (got {pools!r})")
 
@@ -153,7 +154,7 @@ def _data_type_mismatch(record, parts, ctx):
 def _empty_item(record, parts, ctx):
     """item_id joins ids with single ';': no empty member."""
     items = record.get("item_id")
-    if isinstance(items, str) and items and "" in [s.strip() for s in _split(items)]:
+    if isinstance(items, str) and items and "" in [s.strip() for s in items.split(";")]:
         yield parts + ["item_id"], f"item list {items!r} has an empty member; join item ids with single ';'"
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 ERROR = "error"
 WARNING = "warning"
@@ -21,7 +21,7 @@ class Violation:
     rule: str = "schema"
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {"path": self.path, "message": self.message, "severity": self.severity, "rule": self.rule}
 
     def __str__(self) -> str:
         return f"{self.severity}: {self.path or '/'}: {self.message} [{self.rule}]"

@@ -7,6 +7,7 @@ import math
 import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING, NamedTuple
 
 from mockcre.common.domain import DATA_TYPES, SECRET_FIELDS
@@ -63,13 +64,33 @@ def is_secret(name) -> bool:
 
 
 def masked_body(body):
-    """``body`` with every secret field masked, in any case and at any depth (the same object when it has none)."""
+    """``body`` with every secret field masked, in any case and at any depth (the same object when it has none).
+
+    Every journaled request passes here, so only the objects and arrays on the way to a secret are copied."""
     if isinstance(body, dict):
-        masked = {k: mask(v) if is_secret(k) and v is not None else masked_body(v) for k, v in body.items()}
-        return body if all(masked[k] is v for k, v in body.items()) else masked
+        masked = None
+        for key, value in body.items():
+            if isinstance(key, str) and key.lower() in SECRET_FIELDS:
+                shown = value if value is None else mask(value)
+            elif isinstance(value, (dict, list)):
+                shown = masked_body(value)
+            else:
+                continue
+            if shown is not value:
+                if masked is None:
+                    masked = dict(body)
+                masked[key] = shown
+        return body if masked is None else masked
     if isinstance(body, list):
-        masked = [masked_body(v) for v in body]
-        return body if all(m is v for m, v in zip(masked, body)) else masked
+        masked = None
+        for i, value in enumerate(body):
+            if isinstance(value, (dict, list)):
+                shown = masked_body(value)
+                if shown is not value:
+                    if masked is None:
+                        masked = list(body)
+                    masked[i] = shown
+        return body if masked is None else masked
     return body
 
 
@@ -123,7 +144,12 @@ def split(value, separators: str) -> list[str]:
     """Non-empty, stripped members of a joined list such as ``"a;b"`` or ``"p1，p2"``."""
     if value is None or isinstance(value, (dict, list, bool)):
         return []
-    return [part.strip() for part in re.split(f"[{re.escape(separators)}]", str(value)) if part.strip()]
+    return [part.strip() for part in _separators(separators).split(str(value)) if part.strip()]
+
+
+@lru_cache(maxsize=None)
+def _separators(separators: str) -> re.Pattern:
+    return re.compile(f"[{re.escape(separators)}]")
 
 
 def coordinates(geo) -> tuple[float | None, float | None]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import uuid
 
 from mockcre.common import domain, jsontext
@@ -100,7 +99,7 @@ class Cre(Dialect):
         """One ranking per requested pool; with pool.items one ranking of those items, under pool_id (default "0")."""
         if req.items is not None:
             return dict.fromkeys(split(body.get("pool_id"), ",，")[:1] or [domain.GLOBAL_POOL], req)
-        return {pool: dataclasses.replace(req, pools=[pool]) for pool in req.pools}
+        return {pool: req.in_pool(pool) for pool in req.pools}
 
     def recommended(self, body: dict, req: RecRequest, rankings: dict[str, Ranking], trace_id: str) -> dict:
         """One ranked list per requested pool (with pool.items: one list under pool_id, default "0")."""
