@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import json
 import time
@@ -9,6 +10,8 @@ import tracemalloc
 
 import pytest
 
+from mockcre.contracts import WARNING, Violation
+from mockcre.dialects.base import masked_body
 from mockcre.faces.app import create_app
 from mockcre.pipeline.journal import Journal, body_items, body_users
 from mockcre.pipeline.service import Service
@@ -59,6 +62,25 @@ def test_secrets_are_masked_in_body_and_headers(service):
     assert TOKEN not in json.dumps(entry)
     assert "very-secret-value" not in json.dumps(entry)
     assert entry["body"]["token"].startswith("7d10") and entry["headers"]["Authorization"].startswith("Bear")
+
+
+def test_masking_copies_only_the_way_to_a_secret_and_never_changes_the_body():
+    """Every journaled request is masked, so a body without secrets is given back as it is, and one with
+    secrets shares every object and array that holds none."""
+    plain = {"user_id": "u", "pool": {"items": ["a", {"b": 1}]}, "n": None}
+    assert masked_body(plain) is plain
+    body = {"TOKEN": "abcdefghij", "md5": None, "keep": {"x": [1]}, "deep": [{"x": 1}, {"Md5": "0123456789abcdef"}]}
+    sent = json.loads(json.dumps(body))
+    masked = masked_body(body)
+    assert masked == {"TOKEN": "abcd…", "md5": None, "keep": {"x": [1]}, "deep": [{"x": 1}, {"Md5": "0123…"}]}
+    assert body == sent  # the request as parsed is untouched
+    assert masked["keep"] is body["keep"] and masked["deep"][0] is body["deep"][0]
+    assert [masked_body(v) for v in (None, "token", 3, [])] == [None, "token", 3, []]
+
+
+def test_a_violation_as_a_dict_has_every_field():
+    violation = Violation("/a", "a: expected a string", WARNING, "schema.type")
+    assert violation.to_dict() == dataclasses.asdict(violation)
 
 
 @pytest.mark.parametrize("body, dialect, users, items", [

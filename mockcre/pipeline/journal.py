@@ -132,29 +132,31 @@ class Journal:
         self._file = open(path, "ab") if path else None  # UTF-8 JSON lines
         self._file_failed = False
 
-    def record(self, entry: dict) -> dict:
-        """Number ``entry``, derive its users and items, keep it (dropping the oldest when full), log it."""
+    def record(self, entry: dict) -> int:
+        """Number ``entry``, add its users and items, keep it (dropping the oldest when full), log it; its seq.
+        ``entry`` becomes the journal's: it is changed, and must not be used again."""
         dialect = entry.get("dialect")
         body = entry.get("body")
-        users, items = body_users(body, dialect), body_items(body, dialect)
-        entry = {**entry, "users": users, "items": items}
+        entry["users"] = users = body_users(body, dialect)
+        entry["items"] = items = body_items(body, dialect)
         text = jsontext.dumps(entry)
         if len(text) > MAX_BODY_BYTES and body is not None:  # only then can the body be over it
             entry["body"] = kept_body(body)
             text = jsontext.dumps(entry)  # the kept line below is a new, exact-size bytes object
+        violations = entry.get("violations")
+        errors = bool(violations) and has_errors(entry)
         with self._lock:
             seq = next(self._seq)
             line = b'{"seq":%d,%s' % (seq, text[1:]) if len(text) > 2 else b'{"seq":%d}' % seq
             self._entries.append(_Kept(seq, entry.get("time") or 0, entry.get("endpoint"), dialect, entry.get("kind"),
-                                       tuple(users), tuple(items), bool(entry.get("violations")), has_errors(entry),
-                                       line))
+                                       tuple(users), tuple(items), bool(violations), errors, line))
             self._bytes += len(line)
             while len(self._entries) > 1 and (len(self._entries) > self.size or self._bytes > self.max_bytes):
                 self._bytes -= len(self._entries.popleft().text)
             self.recorded += 1
             if self._file is not None:
                 self._write(line)
-        return {"seq": seq, **entry}
+        return seq
 
     def _write(self, line: bytes) -> None:
         try:
