@@ -246,6 +246,8 @@ async def _read_body(request: web.BaseRequest, limit: int) -> bytes:
     """Up to ``limit`` bytes of the body: what arrives, so a body shorter than its Content-Length is named
     by the transport check rather than waited for."""
     content, chunks, size = request.content, [], 0
+    if content.is_eof() and content.exception() is None and content.total_bytes <= limit:
+        return content.read_nowait()  # all of it arrived with the head (an ordinary request): no await
     try:
         while size < limit:
             chunk = await content.read(limit - size)
@@ -281,10 +283,8 @@ def _environ(request: web.BaseRequest, body) -> dict:
 
 
 def _response(status: int, headers, body: bytes, reason: str | None = None) -> web.Response:
-    response = web.Response(status=status, reason=reason or HTTP_STATUS_CODES.get(status, "Unknown"), body=body)
-    response.headers.clear()  # aiohttp's default Content-Type (octet-stream) is not ours to add
-    response.headers.extend(headers)
-    return response
+    return web.Response(status=status, reason=reason or HTTP_STATUS_CODES.get(status, "Unknown"), body=body,
+                        headers=headers)
 
 
 def _error(status: int, message: str, headers=()) -> web.Response:
