@@ -7,9 +7,11 @@ import gc
 import json
 import time
 import tracemalloc
+from decimal import Decimal
 
 import pytest
 
+from mockcre.common import jsontext
 from mockcre.contracts import WARNING, Violation
 from mockcre.dialects.base import masked_body
 from mockcre.faces.app import create_app
@@ -254,3 +256,15 @@ def test_what_orjson_refuses_is_still_journalled_as_valid_json(tmp_path):
     kept = journal.query()[0]["body"]
     assert kept["score"] == 2**70 and kept["city"] == "\ud800x" and kept["at"] == str(object)
     assert json.loads(path.read_bytes().decode("utf-8"))["body"]["score"] == 2**70
+
+
+@pytest.mark.parametrize("value, text", [
+    ({"a": [1, 2.5, None, True]}, b'{"a":[1,2.5,null,true]}'),
+    ({1: "x", "b": 2}, b'{"1":"x","b":2}'),  # a YAML scenario's integer key: the second try
+    ({"n": 2**70}, b'{"n":1180591620717411303424}'),  # past 64 bits: the standard library
+    ({"c": "\ud800", 1: 1}, b'{"c":"\\ud800","1":1}'),  # a lone surrogate, escaped so the text stays UTF-8
+    ({"at": Decimal("1.50")}, b'{"at":"1.50"}'),  # no JSON type: its text
+])
+def test_json_text_is_written_whatever_the_value_holds(value, text):
+    assert jsontext.dumps(value) == text
+    assert json.loads(text) == json.loads(jsontext.dumps(value))
