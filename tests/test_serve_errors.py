@@ -369,6 +369,22 @@ def test_engine_exception_is_a_system_error_envelope(client: Client, monkeypatch
     assert client.cre_ids() == ["a"]  # the server keeps serving
 
 
+@pytest.mark.parametrize("path, dialect, endpoint", [("/query", "cre", "cre.query"), ("/", "dm", "dm.root")])
+def test_a_judge_that_fails_is_a_system_error_envelope_too(client: Client, monkeypatch, path, dialect, endpoint):
+    """Before the judge has said anything there is no judgement: the answer and the journal entry still are."""
+    import mockcre.pipeline.service
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("kaboom-in-the-judge")
+
+    monkeypatch.setattr(mockcre.pipeline.service, "decode_transport", broken)
+    resp = client.post(path, cre_query() if dialect == "cre" else dm_recommend())
+    assert_envelope(resp, dialect, code=-2)
+    assert "kaboom" not in resp.text
+    entry = client.last_entry()
+    assert entry["endpoint"] == endpoint and entry["reply"] == resp.json() and entry["body"] is None
+
+
 def test_store_exception_on_upload_is_a_system_error_envelope(client: Client, monkeypatch):
     import mockcre.model.store
 

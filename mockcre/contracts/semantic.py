@@ -68,10 +68,11 @@ def records(dialect: str, kind: str, body) -> Iterator[tuple[list, dict]]:
 
 def semantic_violations(dialect: str, kind: str, body, strict: bool = False, now: float | None = None) -> list[Violation]:
     ctx = Context(dialect, kind, strict, time.time() if now is None else now, body)
+    each_record, whole = list(records(dialect, kind, body)), [([], body)]
     out = []
     for r in _rules_for(dialect, kind):
         severity = (r.strict_severity or r.severity) if strict else r.severity
-        for parts, record in records(dialect, kind, body) if r.per_record else [([], body)]:
+        for parts, record in each_record if r.per_record else whole:
             for where, message in r.check(record, parts, ctx):
                 out.append(Violation(pointer(where), f"{display_path(where)}: {message}. Document: {r.cites}", severity, r.id))
     return out

@@ -33,7 +33,8 @@ def decode_transport(raw: bytes, headers: dict, limit: int, strict: bool = False
         return None, [Violation("", f"body is cut off: {len(raw):,} bytes arrived but Content-Length says "
                                 f"{int(declared):,}; nothing was stored. Send the whole body with its true "
                                 "Content-Length", ERROR, "http.content-length")]
-    codings = [c.strip().lower() for c in headers.get("content-encoding", "").split(",") if c.strip()]
+    encoding = headers.get("content-encoding")
+    codings = [c.strip().lower() for c in encoding.split(",") if c.strip()] if encoding else []
     for coding in reversed(codings):  # listed in the order applied (RFC 9110 8.4): undone last first
         if coding == "identity":
             continue
@@ -63,8 +64,7 @@ def decode_transport(raw: bytes, headers: dict, limit: int, strict: bool = False
         notes.append(Violation("", f"Content-Type is {content_type}, not application/json ({mode}); send the header "
                                "Content-Type: application/json (curl: -H 'Content-Type: application/json')",
                                severity, "http.content-type"))
-    charset = next((v.strip().strip('"').lower() for k, _, v in (p.partition("=") for p in params.split(";"))
-                    if k.strip().lower() == "charset"), "")
+    charset = _charset(params) if params else ""
     if charset and charset not in _UTF8 and not raw.isascii():
         try:
             text = raw.decode(codecs.lookup(charset).name)
@@ -79,3 +79,12 @@ def decode_transport(raw: bytes, headers: dict, limit: int, strict: bool = False
         notes.append(Violation("", f"body is in charset {charset} ({mode}: decoded as declared); JSON between "
                                "systems must be UTF-8 (RFC 8259): send UTF-8", severity, "http.charset"))
     return raw, notes
+
+
+def _charset(params: str) -> str:
+    """The charset parameter of a Content-Type's parameters (``; charset="GBK"``), lower-case; "" when none."""
+    for param in params.split(";"):
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset":
+            return value.strip().strip('"').lower()
+    return ""

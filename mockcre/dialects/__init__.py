@@ -3,6 +3,8 @@ into the model's records and the model's rankings into replies."""
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from . import cre, dm
 
 DIALECTS = {"cre": cre.DIALECT, "dm": dm.DIALECT}
@@ -16,6 +18,7 @@ def record_paths(endpoint: str | None = None) -> tuple:
     return dialect.record_paths if dialect else RECORD_PATHS
 
 
+@lru_cache(maxsize=64)
 def for_endpoint(endpoint: str):
-    """The adapter that serves an endpoint name such as ``cre.test_query`` or ``dm.data``."""
+    """The adapter that serves an endpoint name such as ``cre.test_query`` or ``dm.data`` (asked several times a request)."""
     return DIALECTS[endpoint.split(".", 1)[0]]

@@ -77,12 +77,11 @@ class Clock:
         return cls(start=value)
 
     def __call__(self) -> float:
-        return self.now
-
-    @property
-    def now(self) -> float:
+        """The mock's time now (every request reads it several times: one call, not a call and a property)."""
         frozen_at = self._frozen_at
         return frozen_at if frozen_at is not None else self._source() + self._offset
+
+    now = property(__call__)
 
     @property
     def frozen(self) -> bool:

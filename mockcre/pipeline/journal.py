@@ -1,6 +1,6 @@
 """What was received, what was answered, and what was wrong with it: a bounded ring buffer.
 
-Every request the service answers becomes one entry (built by ``Service._record``)::
+Every request the service answers becomes one entry (built by ``Service.record``)::
 
     {"seq": 7, "time": 1700000000.123, "endpoint": "cre.upload", "dialect": "cre", "kind": "item",
      "partition": ["cre", "prod"], "headers": {...}, "body": {...}, "violations": [...],
@@ -55,19 +55,22 @@ def masked_headers(headers) -> dict:
 
 def body_users(body, dialect: str | None = None) -> list[str]:
     """The user ids a request body is about (empty when none or unreadable); any dialect's when not given."""
-    return _about(body, dialect, lambda adapter: adapter.users(body))
+    if dialect and isinstance(body, dict):  # every journaled request but an unroutable one
+        return DIALECTS[dialect].users(body)[:MAX_IDS]
+    return _each_dialect(body, lambda adapter: adapter.users(body))
 
 
 def body_items(body, dialect: str | None = None) -> list[str]:
     """The item ids a request body names: reported, acted on, asked to rank or the current item."""
-    return _about(body, dialect, lambda adapter: adapter.item_ids(body))
+    if dialect and isinstance(body, dict):
+        return DIALECTS[dialect].item_ids(body)[:MAX_IDS]
+    return _each_dialect(body, lambda adapter: adapter.item_ids(body))
 
 
-def _about(body, dialect: str | None, read) -> list[str]:
+def _each_dialect(body, read) -> list[str]:
+    """What every dialect reads in ``body``, each id once (a dialect's own list is already free of repeats)."""
     if not isinstance(body, dict):
         return []
-    if dialect:  # every journaled request but an unroutable one: the adapter's list is already free of repeats
-        return read(DIALECTS[dialect])[:MAX_IDS]
     return list(dict.fromkeys(found for adapter in DIALECTS.values() for found in read(adapter)))[:MAX_IDS]
 
 

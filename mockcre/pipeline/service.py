@@ -129,7 +129,7 @@ def judge(endpoint: str, raw: bytes, headers: dict, host: str, config: Config, *
 class Exchange:
     """One request as it flows: its judgement, then what answered it; the journal entry is made from it."""
 
-    judgement: Judgement
+    judgement: Judgement | None  # None until judged
     headers: dict
     started: float
     decisions: list = field(default_factory=list)  # scenario rules and state changes
@@ -168,21 +168,23 @@ class Service:
     def handle(self, endpoint: str, raw: bytes, headers=(), host: str = "") -> Reply:
         """Answer one POST to ``endpoint`` (a name from domain.ENDPOINTS, or ``dm.root`` for ``POST /``)."""
         headers = list(headers)  # read twice below; callers may pass a one-shot iterator
-        ex = Exchange(Judgement(endpoint), masked_headers(headers), time.perf_counter())
+        ex = Exchange(None, masked_headers(headers), time.perf_counter())
         try:
-            low = dict((k.lower(), v) for k, v in headers)
+            low = {k.lower(): v for k, v in headers}
             ex.judgement = self.judge(endpoint, raw, low, host)
             reply = self._answer(ex, low)
             if not ex.decisions:  # no rule answered (the engine did, or the judge refused): the profile's delay
                 reply.delay = self.scenarios.latency_ms() / 1000.0
             ex.delay_ms = reply.delay * 1000.0
         except Exception:  # the engine failed: the dialect's system error, the traceback to the log only
+            ex.judgement = ex.judgement or Judgement(endpoint)
             log.exception("mockcre: internal error while answering %s", ex.judgement.endpoint)
             adapter = ex.judgement.adapter
             ex.reply = adapter.error(adapter.echo(ex.judgement.body), domain.CODE_SYSTEM_ERROR,
                                      "system error (系统错误): mockcre failed while answering; see the server log")
             reply = _json_reply(ex.reply)
-        self._record(ex)
+        extra = {"delay_ms": round(ex.delay_ms, 3)} if ex.delay_ms else {}
+        self.record(ex.judgement, ex.headers, ex.reply, ex.decisions, ex.started, **extra)
         return reply
 
     def _answer(self, ex: Exchange, headers: dict) -> Reply:
@@ -278,10 +280,6 @@ class Service:
         self.config.clock.reset(self.scenarios.clock_start)
         self.scenarios.restore_fixtures()
         memory.give_back()
-
-    def _record(self, ex: Exchange) -> None:
-        extra = {"delay_ms": round(ex.delay_ms, 3)} if ex.delay_ms else {}
-        self.record(ex.judgement, ex.headers, ex.reply, ex.decisions, ex.started, **extra)
 
     def record(self, j: Judgement, headers: dict, reply, decisions: list, started: float, **extra) -> None:
         """One journal entry (the proxy adds ``upstream``); ``headers`` already masked."""
