@@ -18,7 +18,7 @@ from .schema_check import schema_violations
 from .semantic import RULES, semantic_violations
 from .violations import ERROR, WARNING, Violation, has_errors
 
-__all__ = ["validate", "check", "Checked", "Violation", "ERROR", "WARNING", "RULES", "has_errors", "parse_body"]
+__all__ = ["validate", "check", "check_known", "Checked", "Violation", "ERROR", "WARNING", "RULES", "has_errors", "parse_body"]
 
 parse_body = jsonbody.parse
 
@@ -61,6 +61,13 @@ def check(body, dialect: str | None = None, kind: str | None = None, strict: boo
             dialect, kind = detect(body, dialect)
         except Undetected as exc:
             return Checked(body, dialect, None, found + [Violation(exc.path, str(exc), ERROR, "detect")])
+    return check_known(body, dialect, kind, strict, now, found)
+
+
+def check_known(body: dict, dialect: str, kind: str, strict: bool = False, now: float | None = None,
+                found: list | None = None) -> Checked:
+    """:func:`check` of an object whose dialect and kind are known and valid (the judge's case, every request)."""
+    found = found or []
     semantic = semantic_violations(dialect, kind, body, strict, now)
     wrong_kind = [v for v in semantic if v.rule == "data-type-mismatch"]
     if wrong_kind:  # records of the other kind: their schema errors would only bury the cause

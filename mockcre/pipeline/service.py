@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from mockcre.common import domain, jsontext, memory
 from mockcre.pipeline.config import Config
-from mockcre.contracts import ERROR, Violation, check, has_errors, jsonbody
+from mockcre.contracts import ERROR, Violation, check_known, has_errors, jsonbody
 from mockcre.contracts.transport import decode_transport
 from mockcre.contracts.violations import describe_value
 from mockcre.dialects import DIALECTS, for_endpoint
@@ -112,7 +112,7 @@ def judge(endpoint: str, raw: bytes, headers: dict, host: str, config: Config, *
         j.violations.append(Violation("/data", f"data: {len(data):,} records in one request; the limit is "
                                       f"{config.max_batch_records:,} (--max-batch-records)", ERROR, "limit.batch-records"))
         return j
-    checked = check(body, adapter.name, j.kind, strict, now=config.clock())
+    checked = check_known(body, adapter.name, j.kind, strict, config.clock())
     j.violations.extend(checked.violations)
     if has_errors(j.violations):
         return j
