@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import random
 import socket
@@ -101,8 +103,7 @@ def test_determinism_is_checked_unless_opted_out(server, monkeypatch):
 
     def forgetful(part, req, now):  # still ordered and in range, but not the same twice
         ranking = real(part, req, now)
-        ranking.entries = [e for e in ranking.entries if chance.random() > 0.4]
-        return ranking
+        return dataclasses.replace(ranking, entries=tuple(e for e in ranking.entries if chance.random() > 0.4))
 
     monkeypatch.setattr("mockcre.pipeline.service.rank", forgetful)
     results = failed(run_against(server.url, dialects=("dm",), seed=1))

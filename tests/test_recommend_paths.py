@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import math
 import random
 
@@ -77,8 +79,11 @@ def test_memoised_rankings_follow_every_write():
     assert recommend.rank(part, req, 60).entries == first.entries  # from the cache
     part.add(Action("u", first.entries[-1][0], "2", 5.0, 1), "click")
     assert recommend.rank(part, req, 60).entries[0][0] == first.entries[-1][0]  # the click counts at once
-    recommend.rank(part, req, 60).entries.clear()  # callers get their own list
-    assert len(recommend.rank(part, req, 60).entries) == 3
+    shared = recommend.rank(part, req, 60)
+    assert recommend.rank(part, req, 60) is shared  # every request for it gets the one ranking, which nobody can change
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        shared.entries = ()
+    assert isinstance(shared.entries, tuple) and len(shared.entries) == 3
 
 
 def test_memoised_rankings_follow_the_clock_only_through_expiry(monkeypatch):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from functools import lru_cache
 
 from mockcre.common import domain, jsontext
 from mockcre.model.recommend import RecRequest, Ranking
@@ -104,8 +103,7 @@ class Cre(Dialect):
 
     def recommended(self, body: dict, req: RecRequest, rankings: dict[str, Ranking], trace_id: str) -> dict:
         """One ranked list per requested pool (with pool.items: one list under pool_id, default "0")."""
-        rec = {pool: [{"id": item_id, "score": _score(relevance)} for item_id, relevance in r.entries]
-               for pool, r in rankings.items()}
+        rec = {pool: _listed(r) for pool, r in rankings.items()}
         if req.items is not None:
             abtag = STRATEGY_RANK_ITEMS
         else:
@@ -195,11 +193,15 @@ class Cre(Dialect):
         return {"seq_no": echo, **fields} if echo is not None else fields
 
 
-@lru_cache(maxsize=16_384)
-def _score(relevance: float) -> str:
-    """A relevance as the score cre writes: remembered, because rankings repeat and writing a float with two
-    decimals is most of an entry's cost (callgrind: 3,600 instructions an entry, 2,200 with this cache)."""
-    return f"{relevance * 100:.2f}"
+def _listed(ranking: Ranking) -> tuple:
+    """A ranking as cre lists it, ``({"id", "score"}, ...)``: made once per ranking, which the memo of rankings
+    hands to every request that asks for it (this was a seventh of a query's instructions). Replies share it;
+    nothing changes a reply once made."""
+    listed = ranking.shown.get("cre")
+    if listed is None:
+        listed = ranking.shown["cre"] = tuple({"id": item_id, "score": f"{relevance * 100:.2f}"}
+                                              for item_id, relevance in ranking.entries)
+    return listed
 
 
 def _tags(value) -> dict:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import heapq
 import math
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from mockcre.common.domain import GLOBAL_POOL
 from mockcre.model.store import Item, Partition, geo_cell, stable_hash
@@ -58,10 +58,14 @@ class RecRequest:
         return RecRequest(self.uid, [pool], self.items, self.cid, self.lat, self.lon, self.limit, self.variant)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Ranking:
-    entries: list  # [(item_id, relevance)], best first
+    """A ranked list. The memo below hands the same Ranking to every request that asks for it, so it cannot be
+    changed; ``shown`` is where a dialect keeps what its replies list for it (made once, not per request)."""
+
+    entries: tuple  # ((item_id, relevance), ...), best first
     personalised: bool  # False when the user was unknown (cold start) or the variant ignores users
+    shown: dict = field(default_factory=dict, compare=False, repr=False)  # dialect name -> its rendering
 
 
 RANKING_CACHE_SIZE = 2048
@@ -81,13 +85,13 @@ def rank(part: Partition | None, req: RecRequest, now: float) -> Ranking:
     ranking = part.ranking_cache.get(key)
     if ranking is None:
         ranking = part.ranking_cache[key] = _rank(part, req, now)
-    return Ranking(list(ranking.entries), ranking.personalised)
+    return ranking
 
 
 def _rank(part: Partition | None, req: RecRequest, now: float) -> Ranking:
     if part is None:
         ids = sorted(dict.fromkeys(str(i) for i in req.items or []), key=stable_hash, reverse=True)
-        return Ranking([(i, 0.0) for i in ids][: req.limit], False)
+        return Ranking(tuple((i, 0.0) for i in ids[: req.limit]), False)
     by_popularity = part.fresh_order()
     user = part.users.get(req.uid) if req.uid else None
     personal = user is not None and req.variant in PERSONAL_VARIANTS
@@ -140,7 +144,7 @@ def _best(part: Partition, candidates, bonus: dict, req: RecRequest, limit: int)
         else:
             relevance = _base(part, item, req.variant) + bonus.get(item_id, 0.0)
             scored.append(((relevance, item.score, item.item_time, stable_hash(item_id)), item_id))
-    return [(item_id, key[0]) for key, item_id in heapq.nlargest(limit, scored)]
+    return tuple((item_id, key[0]) for key, item_id in heapq.nlargest(limit, scored))
 
 
 def _base(part: Partition, item: Item, variant: str) -> float:
