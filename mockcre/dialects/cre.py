@@ -193,14 +193,20 @@ class Cre(Dialect):
         return {"seq_no": echo, **fields} if echo is not None else fields
 
 
+LISTED_UP_TO = 20  # entries of a ranking whose cre listing is kept with it
+
+
 def _listed(ranking: Ranking) -> tuple:
-    """A ranking as cre lists it, ``({"id", "score"}, ...)``: made once per ranking, which the memo of rankings
-    hands to every request that asks for it (this was a seventh of a query's instructions). Replies share it;
-    nothing changes a reply once made."""
+    """A ranking as cre lists it, ``({"id", "score"}, ...)``. The memo of rankings hands one ranking to every
+    request that asks for it, so a short one keeps its listing (writing it was a seventh of a query's
+    instructions). A longer one, such as a query without request_num listing a whole pool, is listed afresh:
+    kept, its dicts would take four times the ranking's own memory, in each of up to 2,048 memoised rankings
+    a partition holds. Replies share a kept listing; nothing changes a reply once made."""
     listed = ranking.shown.get("cre")
     if listed is None:
-        listed = ranking.shown["cre"] = tuple({"id": item_id, "score": f"{relevance * 100:.2f}"}
-                                              for item_id, relevance in ranking.entries)
+        listed = tuple({"id": item_id, "score": f"{relevance * 100:.2f}"} for item_id, relevance in ranking.entries)
+        if len(listed) <= LISTED_UP_TO:
+            ranking.shown["cre"] = listed
     return listed
 
 
