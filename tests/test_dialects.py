@@ -70,20 +70,3 @@ def test_reported_actions_keep_their_record_and_claims():
     assert (second.position, second.trace) == (1, None)
     assert (third.kind, third.time, third.record, third.claims) == ("other", None, 1, ())
 
-
-@pytest.mark.parametrize("length, kept", [(0, True), (20, True), (21, False)])
-def test_cre_keeps_the_listing_of_a_short_ranking_only(length, kept):
-    """A ranking shared by every request for it keeps cre's listing up to LISTED_UP_TO entries; a longer one is
-    listed afresh each time, with the same answer."""
-    from mockcre.dialects import cre
-
-    assert cre.LISTED_UP_TO == 20
-    ranking = Ranking(tuple((f"i{n}", 1.0 - n / 1000) for n in range(length)), True)
-    adapter = DIALECTS["cre"]
-    req = adapter.rec_request(CRE_QUERY)
-    first = adapter.recommended(CRE_QUERY, req, {"p1": ranking}, "1")
-    again = adapter.recommended(CRE_QUERY, req, {"p1": ranking}, "1")
-    assert first == again and len(first["rec"]["p1"]) == length
-    assert list(first["rec"]["p1"][:1]) == ([{"id": "i0", "score": "100.00"}] if length else [])
-    assert ("cre" in ranking.shown) is kept
-    assert (first["rec"]["p1"] is again["rec"]["p1"]) is kept

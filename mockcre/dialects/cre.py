@@ -103,7 +103,8 @@ class Cre(Dialect):
 
     def recommended(self, body: dict, req: RecRequest, rankings: dict[str, Ranking], trace_id: str) -> dict:
         """One ranked list per requested pool (with pool.items: one list under pool_id, default "0")."""
-        rec = {pool: _listed(r) for pool, r in rankings.items()}
+        rec = {pool: [{"id": item_id, "score": f"{relevance * 100:.2f}"} for item_id, relevance in r.entries]
+               for pool, r in rankings.items()}
         if req.items is not None:
             abtag = STRATEGY_RANK_ITEMS
         else:
@@ -191,23 +192,6 @@ class Cre(Dialect):
     @staticmethod
     def _envelope(echo, fields: dict) -> dict:
         return {"seq_no": echo, **fields} if echo is not None else fields
-
-
-LISTED_UP_TO = 20  # entries of a ranking whose cre listing is kept with it
-
-
-def _listed(ranking: Ranking) -> tuple:
-    """A ranking as cre lists it, ``({"id", "score"}, ...)``. The memo of rankings hands one ranking to every
-    request that asks for it, so a short one keeps its listing (writing it was a seventh of a query's
-    instructions). A longer one, such as a query without request_num listing a whole pool, is listed afresh:
-    kept, its dicts would take four times the ranking's own memory, in each of up to 2,048 memoised rankings
-    a partition holds. Replies share a kept listing; nothing changes a reply once made."""
-    listed = ranking.shown.get("cre")
-    if listed is None:
-        listed = tuple({"id": item_id, "score": f"{relevance * 100:.2f}"} for item_id, relevance in ranking.entries)
-        if len(listed) <= LISTED_UP_TO:
-            ranking.shown["cre"] = listed
-    return listed
 
 
 def _tags(value) -> dict:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import heapq
 import math
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from mockcre.common.domain import GLOBAL_POOL
 from mockcre.model.store import Item, Partition, geo_cell, stable_hash
@@ -60,12 +60,11 @@ class RecRequest:
 
 @dataclass(frozen=True)
 class Ranking:
-    """A ranked list. The memo below hands the same Ranking to every request that asks for it, so it cannot be
-    changed; ``shown`` is where a dialect keeps what its replies list for it (made once, not per request)."""
+    """A ranked list. The memo below hands the same Ranking to every request that asks for it (a copy for each
+    was a cost on every query), so it cannot be changed."""
 
     entries: tuple  # ((item_id, relevance), ...), best first
     personalised: bool  # False when the user was unknown (cold start) or the variant ignores users
-    shown: dict = field(default_factory=dict, compare=False, repr=False)  # dialect name -> its rendering
 
 
 RANKING_CACHE_SIZE = 2048
