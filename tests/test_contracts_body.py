@@ -302,6 +302,8 @@ def test_a_repeated_key_is_found_by_the_fast_reading_too(text):
     ('{"user_id": "\\u003a1"}', False),  # an escaped colon could hide a repeated key
     ('{"a": 1, "a": 2}', False),
     ('\ufeff{}', False),
+    pytest.param('{"a": "' + "x" * (jsonbody.FAST_UP_TO - 9) + '"}', True, id="at-the-fast-size"),
+    pytest.param('{"a": "' + "x" * (jsonbody.FAST_UP_TO - 8) + '"}', False, id="one-byte-over"),
 ])
 def test_the_fast_reading_is_the_one_used_for_an_ordinary_body(monkeypatch, text, fast):
     careful_reader = jsonbody.json.loads
