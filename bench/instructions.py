@@ -60,6 +60,7 @@ def main(argv=None) -> int:
         requests_in_process(args.child)
         return 0
     if not shutil.which("valgrind"):
+        subprocess.run(["apt-get", "update", "-qq"], check=True)
         subprocess.run(["apt-get", "install", "-y", "-qq", "valgrind"], check=True)
     fewer, more = (instructions(args.root.resolve(), n) for n in RUNS)
     print(f"{args.root.resolve()}: {(more - fewer) / (RUNS[1] - RUNS[0]):,.0f} instructions a cre /query "

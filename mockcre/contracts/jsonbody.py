@@ -119,7 +119,7 @@ def _parsed_fast(raw: bytes):
         return _CAREFUL
     if _too_deep(body, raw):  # (before writing it out again: orjson writes at most 254 levels)
         return _TOO_DEEP
-    if b":" in raw and orjson.dumps(body).count(b":") != raw.count(b":"):
+    if orjson.dumps(body).count(b":") != raw.count(b":"):
         return _CAREFUL
     return body
 
@@ -165,7 +165,7 @@ def parse(raw: bytes | str, max_bytes: int = DEFAULT_MAX_BYTES):
         where = f" at line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
         return None, [Violation("", f"body is not valid JSON{where}: {message}{_not_json_hint(text)}", ERROR,
                                 "json.syntax")]
-    if _too_deep(body, text.encode("utf-8")):
+    if _too_deep(body, raw if isinstance(raw, (bytes, bytearray)) else text.encode("utf-8")):
         return None, [_TOO_DEEP]
     if _SURROGATE_ESCAPE.search(text) and _lone_surrogate(body):
         return None, [Violation("", "body holds a lone UTF-16 surrogate escape (such as \\ud800): valid JSON syntax but not "

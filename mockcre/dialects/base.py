@@ -70,7 +70,7 @@ def masked_body(body):
     if isinstance(body, dict):
         masked = None
         for key, value in body.items():
-            if isinstance(key, str) and key.lower() in SECRET_FIELDS:
+            if is_secret(key):
                 shown = value if value is None else mask(value)
             elif isinstance(value, (dict, list)):
                 shown = masked_body(value)

@@ -8,7 +8,7 @@ from mockcre.common import domain, jsontext
 from mockcre.model.recommend import RecRequest, Ranking
 from mockcre.model.store import Action, Item
 
-from .base import (Dialect, ReportedAction, Route, coordinates, number, once, report_kind, scalar_id, seconds,
+from .base import (Dialect, ReportedAction, Route, coordinates, ids, number, once, report_kind, scalar_id, seconds,
                    split, text)
 
 ROUTES = {
@@ -138,10 +138,8 @@ class Cre(Dialect):
         return {**body, "token": account}
 
     def users(self, body: dict) -> list[str]:
-        # Every journaled request asks (a query: its user_id alone), so the common cases make few calls.
-        user = scalar_id(body.get("user_id"))
-        found = [user] if user else []
-        data = body.get("data")
+        found = ids(body.get("user_id"))
+        data = body.get("data")  # (every journaled request asks: a query has none, and returns at once)
         if not isinstance(data, list):
             return found
         found += [scalar_id(record.get("uid")) for record in data if isinstance(record, dict)]
@@ -159,7 +157,7 @@ class Cre(Dialect):
         pool = body.get("pool")
         if isinstance(pool, dict) and isinstance(pool.get("items"), list):
             found += [scalar_id(item_id) for item_id in pool["items"]]
-        return once(found) if found else found
+        return once(found)
 
     def beyond_limit(self, body: dict) -> None:
         return None  # cre documents no maximum: request_num defaults to all
